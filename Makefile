@@ -1,0 +1,26 @@
+# The two commands: `make pipeline` (set up + dvc repro) and `make test` (set up + pytest).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+EXTRAS ?= dev
+
+.PHONY: setup pipeline test clean-venv
+
+$(BIN)/.installed-$(EXTRAS): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[$(EXTRAS)]'
+	$(BIN)/python -m pip check
+	touch $@
+
+setup: $(BIN)/.installed-$(EXTRAS)
+
+# Stages run as `python -m stages.X`: the venv's bin goes first on PATH.
+pipeline: setup
+	PATH="$(abspath $(BIN)):$$PATH" dvc repro $(STAGES)
+
+test: setup
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+clean-venv:
+	rm -rf $(VENV)

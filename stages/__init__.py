@@ -1,0 +1,1 @@
+"""catsdogs: the stages of the Dogs vs. Cats DVC pipeline (one module per stage)."""

@@ -1,0 +1,92 @@
+"""Listing the split's images and reading them with tf.data.
+
+Labels follow Kaggle's convention: class folders sorted, ``cats`` = 0, ``dogs`` = 1.
+Images reach every model as float32 RGB in [0, 255], resized to the shared size;
+each model does its own scaling (Rescaling layer, VGG16's preprocess_input).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+CLASS_NAMES = ("cats", "dogs")  # index = label: cat 0, dog 1
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
+def list_images(directory: str | Path) -> list[Path]:
+    """Image files directly in a folder, sorted by name (numerically where names are numbers)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ValueError(f"image folder not found: {directory}")
+    files = [p for p in directory.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+
+    def order(path: Path):
+        return (0, int(path.stem), "") if path.stem.isdigit() else (1, 0, path.name)
+
+    return sorted(files, key=order)
+
+
+def list_labelled_images(directory: str | Path) -> tuple[list[Path], np.ndarray]:
+    """The files of ``directory/cats`` and ``directory/dogs`` in a fixed order, with their labels."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ValueError(f"data folder not found: {directory} (run the split stage first)")
+    paths: list[Path] = []
+    labels: list[int] = []
+    for label, class_name in enumerate(CLASS_NAMES):
+        class_dir = directory / class_name
+        if not class_dir.is_dir():
+            raise ValueError(f"class folder missing: {class_dir} (expected {', '.join(CLASS_NAMES)})")
+        files = list_images(class_dir)
+        if not files:
+            raise ValueError(f"class folder is empty: {class_dir}; both classes need images")
+        paths.extend(files)
+        labels.extend([label] * len(files))
+    return paths, np.asarray(labels, dtype=np.int32)
+
+
+def decode_and_resize(path, image_size: int):
+    """Read one image file as float32 RGB [0, 255] of shape (image_size, image_size, 3)."""
+    import tensorflow as tf
+
+    data = tf.io.read_file(path)
+    image = tf.io.decode_image(data, channels=3, expand_animations=False)
+    image = tf.image.resize(image, (image_size, image_size), method="bilinear")
+    image.set_shape((image_size, image_size, 3))
+    return tf.cast(image, tf.float32)
+
+
+def make_image_dataset(
+    paths: list[Path] | list[str],
+    labels: np.ndarray | None,
+    image_size: int,
+    batch_size: int,
+    shuffle: bool = False,
+    seed: int = 0,
+    cache: bool = False,
+):
+    """A batched, prefetched tf.data pipeline of (images, labels), or images alone without labels.
+
+    Decoding runs in parallel; ``deterministic=True`` keeps the file order, so a
+    row of any output always matches its file and label. Shuffling is seeded
+    and reshuffles each epoch.
+    """
+    import tensorflow as tf
+
+    path_strings = [str(p) for p in paths]
+    dataset = tf.data.Dataset.from_tensor_slices(path_strings)
+    dataset = dataset.map(
+        lambda p: decode_and_resize(p, image_size),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
+    if labels is not None:
+        label_dataset = tf.data.Dataset.from_tensor_slices(np.asarray(labels, dtype=np.float32))
+        dataset = tf.data.Dataset.zip((dataset, label_dataset))
+    if cache:
+        dataset = dataset.cache()  # decoded once, reused every epoch (RAM: N x size^2 x 3 x 4 bytes)
+    if shuffle:
+        dataset = dataset.shuffle(len(path_strings), seed=seed, reshuffle_each_iteration=True)
+    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)

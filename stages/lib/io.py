@@ -1,0 +1,78 @@
+"""Atomic output helpers: every output is written beside its target, then moved in.
+
+A stage killed half-way leaves either the previous output or none, never a
+half-written file that looks whole (os.replace is atomic on one file system).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+
+def _temporary_sibling(target: Path, suffix: str = "") -> Path:
+    """A fresh, unused path in the target's folder (same file system as the target)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".tmp{suffix}", dir=target.parent)
+    os.close(handle)
+    os.unlink(name)
+    return Path(name)
+
+
+def remove_path(path: str | Path) -> None:
+    """Delete a file, link or folder if it exists."""
+    path = Path(path)
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.is_dir():
+        shutil.rmtree(path)
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | Path) -> Iterator[Path]:
+    """Yield a temporary path to write (a file or a folder); move it onto target on success.
+
+    The temporary path keeps the target's suffix (Keras checks ``.keras``). On an
+    exception the temporary path is removed and the target is left untouched.
+    """
+    target = Path(target)
+    temporary = _temporary_sibling(target, suffix=target.suffix)
+    try:
+        yield temporary
+        if not temporary.exists():
+            raise FileNotFoundError(f"nothing was written for {target}")
+        if target.is_dir() and not target.is_symlink():
+            # os.replace cannot replace a non-empty folder: move the old one aside first.
+            old = _temporary_sibling(target, suffix=".old")
+            os.replace(target, old)
+            os.replace(temporary, target)
+            remove_path(old)
+        else:
+            os.replace(temporary, target)
+    finally:
+        remove_path(temporary)
+
+
+def write_text(target: str | Path, text: str) -> None:
+    """Write a text file atomically."""
+    with atomic_path(target) as temporary:
+        temporary.write_text(text, encoding="utf-8")
+
+
+def write_json(target: str | Path, data: object) -> None:
+    """Write JSON atomically (sorted keys, indented, trailing newline: stable diffs)."""
+    write_text(target, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def save_numpy(target: str | Path, array) -> None:
+    """Save a NumPy array to .npy atomically."""
+    import numpy as np
+
+    with atomic_path(target) as temporary:
+        with open(temporary, "wb") as handle:
+            np.save(handle, array)
