@@ -45,7 +45,8 @@ class PathsParams(Section):
     raw_test: str = "data/raw/test"
     train: str = "data/train"
     validation: str = "data/validation"
-    split_report: str = "reports/data/split.json"
+    split_report: str = "reports/data/split.json"  # counts only (dvc metrics)
+    split_files: str = "reports/data/split_files.json"  # chosen, dropped, normalized file lists
     features: str = "features"
     models: str = "models"
     scratch_model: str = "models/scratch.keras"
