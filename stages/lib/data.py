@@ -66,12 +66,14 @@ def make_image_dataset(
     shuffle: bool = False,
     seed: int = 0,
     cache: bool = False,
+    augment=None,
 ):
     """A batched, prefetched tf.data pipeline of (images, labels), or images alone without labels.
 
     Decoding runs in parallel; ``deterministic=True`` keeps the file order, so a
     row of any output always matches its file and label. Shuffling is seeded
-    and reshuffles each epoch.
+    and reshuffles each epoch. ``augment``, a function of (images, labels), is
+    mapped over the batches in parallel (training augmentation; never cached).
     """
     import tensorflow as tf
 
@@ -89,4 +91,7 @@ def make_image_dataset(
         dataset = dataset.cache()  # decoded once, reused every epoch (RAM: N x size^2 x 3 x 4 bytes)
     if shuffle:
         dataset = dataset.shuffle(len(path_strings), seed=seed, reshuffle_each_iteration=True)
-    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    dataset = dataset.batch(batch_size)
+    if augment is not None:
+        dataset = dataset.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.prefetch(tf.data.AUTOTUNE)

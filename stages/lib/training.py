@@ -56,7 +56,11 @@ def select_strategy(name: str):
     if name == "none":
         strategy = tf.distribute.get_strategy()
     elif name == "mirrored":
-        strategy = tf.distribute.MirroredStrategy()
+        devices = None  # MirroredStrategy's default: every GPU, else the one CPU
+        logical_cpus = tf.config.list_logical_devices("CPU")
+        if not gpus and len(logical_cpus) > 1:  # CPU split into logical devices (tests, a CPU box)
+            devices = [device.name for device in logical_cpus]
+        strategy = tf.distribute.MirroredStrategy(devices)
     elif name == "multiworker":
         if "TF_CONFIG" not in os.environ:
             raise ValueError(
