@@ -1,0 +1,97 @@
+"""Stage ``download``: fetch the raw images into ``paths.raw`` with Kaggle's naming.
+
+Output: ``paths.raw_train`` holding ``cat.N.jpg`` / ``dog.N.jpg`` whatever the
+source, and ``paths.raw_test`` holding ``N.jpg`` where the source has a test set.
+The source is ``download.source`` (see :mod:`stages.lib.sources`). The whole tree
+is built in a temporary folder beside ``paths.raw`` and moved into place only when
+complete, so a failed or killed run never leaves a partial ``raw/`` behind.
+Images are only checked by name and size here; the split stage decodes them.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from stages.lib.cli import run_stage
+from stages.lib.io import atomic_path
+from stages.lib.params import load_params
+from stages.lib.sources import Outputs, fetch
+
+logger = logging.getLogger("download")
+
+
+@dataclass(frozen=True)
+class RawCounts:
+    """What the raw tree holds, and what was left out (reason -> count)."""
+
+    train_cats: int
+    train_dogs: int
+    test: int
+    skipped: Counter
+
+    def summary(self) -> str:
+        """One log line with the final counts."""
+        skipped = ", ".join(f"{reason} {count}" for reason, count in sorted(self.skipped.items())) or "none"
+        return (
+            f"train: {self.train_cats} cats + {self.train_dogs} dogs; test: {self.test}; skipped: {skipped}"
+        )
+
+
+def raw_layout(raw: str | Path, raw_train: str | Path, raw_test: str | Path) -> tuple[Path, Path]:
+    """The train and test folders relative to ``raw``; ``ValueError`` unless both lie inside it, apart."""
+    raw, train, test = Path(raw), Path(raw_train), Path(raw_test)
+    relative = []
+    for key, path in (("paths.raw_train", train), ("paths.raw_test", test)):
+        try:
+            inside = path.relative_to(raw)
+        except ValueError:
+            raise ValueError(f"{key} ({path}) must lie inside paths.raw ({raw})") from None
+        if inside == Path("."):
+            raise ValueError(f"{key} must be a folder inside paths.raw ({raw}), not paths.raw itself")
+        relative.append(inside)
+    if relative[0] == relative[1] or relative[0] in relative[1].parents or relative[1] in relative[0].parents:
+        raise ValueError(f"paths.raw_train ({train}) and paths.raw_test ({test}) must be separate folders")
+    return relative[0], relative[1]
+
+
+def count_images(train: Path, test: Path, skipped: Counter) -> RawCounts:
+    """Count the images the tree holds."""
+    train_files = [p.name for p in train.glob("*.jpg")] if train.is_dir() else []
+    return RawCounts(
+        train_cats=sum(name.startswith("cat.") for name in train_files),
+        train_dogs=sum(name.startswith("dog.") for name in train_files),
+        test=len(list(test.glob("*.jpg"))) if test.is_dir() else 0,
+        skipped=skipped,
+    )
+
+
+def build_raw(download, seed: int, raw: str | Path, train_relative: Path, test_relative: Path) -> RawCounts:
+    """Build the raw tree from the configured source in a temporary folder, then move it onto ``raw``."""
+    raw = Path(raw)
+    raw.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(raw) as build, tempfile.TemporaryDirectory(prefix=".download-", dir=raw.parent) as scratch:
+        build.mkdir()
+        outputs = Outputs(root=build, train=build / train_relative, test=build / test_relative)
+        skipped = fetch(download, seed, outputs, Path(scratch))
+        counts = count_images(outputs.train, outputs.test, skipped)
+        if not counts.train_cats or not counts.train_dogs:
+            raise ValueError(f"the {download.source} source gave no {'cats' if not counts.train_cats else 'dogs'}")
+        logger.info("moving the new tree into %s", raw)
+    return counts
+
+
+def main() -> None:
+    """Load params, fetch the raw images from the configured source, log the counts."""
+    params = load_params()
+    train_relative, test_relative = raw_layout(params.paths.raw, params.paths.raw_train, params.paths.raw_test)
+    logger.info("source: %s -> %s", params.download.source, params.paths.raw)
+    counts = build_raw(params.download, params.common.seed, params.paths.raw, train_relative, test_relative)
+    logger.info("wrote %s: %s", params.paths.raw, counts.summary())
+
+
+if __name__ == "__main__":
+    run_stage("download", main)

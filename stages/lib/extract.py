@@ -1,0 +1,192 @@
+"""Safe zip extraction: every member is checked before a single byte is written.
+
+Refused: absolute names (``/x``, ``\\x``, ``C:x``), names with a ``..`` part,
+symlinks and other special files (read from the Unix mode in the zip's external
+attributes), and archives past the limits on member count, total uncompressed
+size or compression ratio (``download.limits``). Members are written into a
+temporary folder beside the destination and only then moved into place, so a
+refused or failed extraction leaves the destination as it was.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import stat
+import tempfile
+import zipfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path, PurePosixPath
+from typing import Protocol
+
+# Members smaller than this are exempt from the per-member ratio check: a small
+# file of zeros compresses extremely well and is harmless; the archive's overall
+# ratio and total size still apply to them.
+RATIO_FLOOR_BYTES = 1 << 20
+_COPY_CHUNK = 1 << 20
+_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+class Limits(Protocol):
+    """What extraction needs from ``download.limits``."""
+
+    max_members: int
+    max_total_bytes: int
+    max_ratio: float
+
+
+def safe_member_path(name: str) -> PurePosixPath:
+    """A member name as a relative path, or ``ValueError`` if it is absolute or climbs out with ``..``."""
+    if "\x00" in name:
+        raise ValueError(f"unsafe archive member {name!r}: NUL in its name")
+    if name.startswith(("/", "\\")) or _DRIVE.match(name):
+        raise ValueError(f"unsafe archive member {name!r}: absolute path")
+    # Windows tools sometimes write backslashes: treat them as separators for the check.
+    parts = [part for part in re.split(r"[/\\]", name) if part not in ("", ".")]
+    if ".." in parts:
+        raise ValueError(f"unsafe archive member {name!r}: '..' would escape the destination")
+    if not parts:
+        raise ValueError(f"unsafe archive member {name!r}: empty path")
+    return PurePosixPath(*parts)
+
+
+def _member_type(info: zipfile.ZipInfo) -> int:
+    """The file-type bits of the member's Unix mode (0 where the archiver recorded none)."""
+    return stat.S_IFMT(info.external_attr >> 16)
+
+
+def check_members(
+    infos: Sequence[zipfile.ZipInfo], limits: Limits, ratio_floor_bytes: int = RATIO_FLOOR_BYTES
+) -> None:
+    """Refuse an archive whose members are unsafe or past the limits (``ValueError``)."""
+    if len(infos) > limits.max_members:
+        raise ValueError(
+            f"archive refused: {len(infos)} members, over download.limits.max_members={limits.max_members}"
+        )
+    total = 0
+    compressed = 0
+    for info in infos:
+        safe_member_path(info.filename)
+        kind = _member_type(info)
+        if kind == stat.S_IFLNK:
+            raise ValueError(f"archive refused: member {info.filename!r} is a symbolic link")
+        if kind not in (0, stat.S_IFREG, stat.S_IFDIR):
+            raise ValueError(f"archive refused: member {info.filename!r} is not a regular file or folder")
+        total += info.file_size
+        compressed += info.compress_size
+        if info.file_size >= ratio_floor_bytes:
+            ratio = info.file_size / max(info.compress_size, 1)
+            if ratio > limits.max_ratio:
+                raise ValueError(
+                    f"archive refused: member {info.filename!r} expands {ratio:.0f}x, "
+                    f"over download.limits.max_ratio={limits.max_ratio:g} (a zip bomb?)"
+                )
+    if total > limits.max_total_bytes:
+        raise ValueError(
+            f"archive refused: {total} bytes uncompressed, over download.limits.max_total_bytes="
+            f"{limits.max_total_bytes}"
+        )
+    if total >= ratio_floor_bytes and total / max(compressed, 1) > limits.max_ratio:
+        raise ValueError(
+            f"archive refused: expands {total / max(compressed, 1):.0f}x overall, "
+            f"over download.limits.max_ratio={limits.max_ratio:g} (a zip bomb?)"
+        )
+
+
+def open_zip(archive: str | Path) -> zipfile.ZipFile:
+    """Open a zip archive, turning a missing or corrupt file into a clear ``ValueError``."""
+    archive = Path(archive)
+    if not archive.is_file():
+        raise ValueError(f"archive not found: {archive}")
+    try:
+        return zipfile.ZipFile(archive)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile) as error:
+        raise ValueError(f"{archive} is not a readable zip archive ({error})") from None
+
+
+def list_members(archive: str | Path) -> list[zipfile.ZipInfo]:
+    """The archive's members (files and folders), in archive order."""
+    with open_zip(archive) as zip_file:
+        return zip_file.infolist()
+
+
+def verify_zip(archive: str | Path) -> None:
+    """Open the archive and check every member's CRC; ``ValueError`` if it is not a sound zip."""
+    with open_zip(archive) as zip_file:
+        try:
+            bad = zip_file.testzip()
+        except (zipfile.BadZipFile, EOFError, OSError, ValueError) as error:
+            raise ValueError(f"{archive} is a damaged zip archive ({error})") from None
+    if bad is not None:
+        raise ValueError(f"{archive} is a damaged zip archive (bad CRC in member {bad!r})")
+
+
+def _copy_bounded(source, target, limit: int, name: str) -> None:
+    """Copy at most ``limit`` bytes: a member that decompresses past its declared size is refused."""
+    written = 0
+    while chunk := source.read(_COPY_CHUNK):
+        written += len(chunk)
+        if written > limit:
+            raise ValueError(f"archive refused: member {name!r} is larger than its header declares")
+        target.write(chunk)
+
+
+def extract_members(
+    archive: str | Path, destination: str | Path, plan: Mapping[str, str], limits: Limits
+) -> list[Path]:
+    """Extract the members named in ``plan`` (member name -> relative output path) under ``destination``.
+
+    The whole archive is checked first (one unsafe member refuses all of it); the
+    files are written to a temporary folder beside ``destination`` and then moved
+    in. An output path that already exists is refused before anything is written.
+    """
+    destination = Path(destination)
+    with open_zip(archive) as zip_file:
+        infos = zip_file.infolist()
+        check_members(infos, limits)
+        by_name = {info.filename: info for info in infos}
+        missing = [name for name in plan if name not in by_name]
+        if missing:
+            raise ValueError(f"{archive} has no member {missing[0]!r}")
+        outputs: dict[str, PurePosixPath] = {}
+        seen: dict[PurePosixPath, str] = {}
+        for name, relative in plan.items():
+            output = safe_member_path(relative)
+            if output in seen:
+                raise ValueError(f"{archive}: members {seen[output]!r} and {name!r} both map to {output}")
+            if (destination / output).exists():
+                raise ValueError(f"{destination / output} already exists (two sources for the same image?)")
+            seen[output] = name
+            outputs[name] = output
+
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.extract-", dir=destination.parent))
+        try:
+            for name, output in outputs.items():
+                info = by_name[name]
+                path = staging / output
+                path.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    with zip_file.open(info) as source, open(path, "xb") as target:
+                        _copy_bounded(source, target, info.file_size, name)
+                except (zipfile.BadZipFile, EOFError) as error:
+                    raise ValueError(f"{archive}: member {name!r} is damaged ({error})") from None
+            written = []
+            for output in outputs.values():
+                target = destination / output
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(staging / output, target)
+                written.append(target)
+            return written
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def safe_extract(archive: str | Path, destination: str | Path, limits: Limits) -> list[Path]:
+    """Extract every file of the archive under ``destination``, keeping member paths (checked first)."""
+    members = list_members(archive)
+    # Check before planning, so an unsafe name is reported as such, not as a bad plan.
+    check_members(members, limits)
+    plan = {info.filename: str(safe_member_path(info.filename)) for info in members if not info.is_dir()}
+    return extract_members(archive, destination, plan, limits)

@@ -1,0 +1,165 @@
+"""Robust HTTP downloads with ``requests``: streamed, resumed, retried, verified, moved in whole.
+
+The body streams to a temporary file beside the target with a tqdm progress bar.
+After an interruption (connection dropped, timeout, short body) the next try asks
+for the rest with a ``Range`` request: a ``206`` answer is appended, a ``200``
+answer (the server ignored the range) starts over. Connection errors, timeouts,
+5xx and 429 answers are retried with exponential backoff, ``retries`` times at
+most. The file is moved onto the target only once its size matches
+``Content-Length`` and ``verify`` (e.g. a zip check) accepts it; a file that fails
+verification is deleted. Resuming happens within one run: a killed run starts over.
+URLs are logged without their query string or user info (they may carry tokens).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+from tqdm import tqdm
+
+logger = logging.getLogger(__name__)
+
+CHUNK_BYTES = 1 << 20
+MAX_BACKOFF_S = 60.0
+_CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
+
+
+class TransientError(Exception):
+    """A failure worth retrying: 5xx, 429, a dropped connection, a short body."""
+
+    def __init__(self, message: str, wait_s: float | None = None):
+        super().__init__(message)
+        self.wait_s = wait_s
+
+
+def display_url(url: str) -> str:
+    """The URL without user info, query or fragment: safe to log."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+def check_url(url: str) -> None:
+    """``ValueError`` unless ``url`` is an http(s) URL with a host."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"not an http(s) URL: {display_url(url) or url!r}")
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    """The server's Retry-After in seconds, when given as a number."""
+    value = response.headers.get("Retry-After", "").strip()
+    return min(float(value), 300.0) if value.isdigit() else None
+
+
+def _fetch_once(session: requests.Session, url: str, part: Path, timeout_s: float, progress: bool) -> None:
+    """One request: append to ``part`` (Range) or rewrite it; raise TransientError if incomplete."""
+    have = part.stat().st_size if part.exists() else 0
+    headers = {"Accept-Encoding": "identity"}  # the byte count must match Content-Length
+    if have:
+        headers["Range"] = f"bytes={have}-"
+    with session.get(url, headers=headers, stream=True, timeout=(timeout_s, timeout_s)) as response:
+        status = response.status_code
+        if status == 429 or status >= 500:
+            raise TransientError(f"HTTP {status} {response.reason}", _retry_after(response))
+        if status == 416 and have:
+            # The range starts at or past the end: the file is complete, or the part is stale.
+            match = re.search(r"/(\d+)", response.headers.get("Content-Range", ""))
+            if match and int(match.group(1)) == have:
+                return
+            part.unlink()
+            raise TransientError("HTTP 416 for the resumed range; starting over")
+        if status >= 400:
+            raise ValueError(f"download of {display_url(url)} failed: HTTP {status} {response.reason}")
+        if status == 206 and have:
+            match = _CONTENT_RANGE.match(response.headers.get("Content-Range", ""))
+            if not match or int(match.group(1)) != have:
+                part.unlink()
+                raise TransientError("the server resumed at the wrong offset; starting over")
+            total = None if match.group(3) == "*" else int(match.group(3))
+            mode = "ab"
+            logger.info("resuming %s at %d bytes", display_url(url), have)
+        else:
+            have = 0
+            length = response.headers.get("Content-Length")
+            total = int(length) if length and length.isdigit() else None
+            mode = "wb"
+        bar = tqdm(
+            total=total, initial=have, unit="B", unit_scale=True, unit_divisor=1024,
+            desc=Path(urlsplit(url).path).name or "download", mininterval=1.0, disable=not progress,
+        )
+        try:
+            with open(part, mode) as handle:
+                for chunk in response.iter_content(CHUNK_BYTES):
+                    handle.write(chunk)
+                    bar.update(len(chunk))
+        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as error:
+            raise TransientError(f"connection broken: {error.__class__.__name__}") from None
+        finally:
+            bar.close()
+    size = part.stat().st_size
+    if total is not None and size < total:
+        raise TransientError(f"got {size} of {total} bytes")
+    if total is not None and size > total:
+        part.unlink()
+        raise TransientError(f"got {size} bytes, more than the announced {total}; starting over")
+
+
+def download_file(
+    url: str,
+    target: str | Path,
+    *,
+    retries: int,
+    timeout_s: float,
+    verify: Callable[[Path], None] | None = None,
+    backoff_s: float = 1.0,
+    progress: bool = True,
+    session: requests.Session | None = None,
+) -> Path:
+    """Download ``url`` to ``target`` (resumed, retried, verified) and return ``target``."""
+    check_url(url)
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    part = target.with_name(f".{target.name}.part")
+    part.unlink(missing_ok=True)
+    own_session = session is None
+    session = session or requests.Session()
+    logger.info("downloading %s", display_url(url))
+    try:
+        failures = 0
+        while True:
+            try:
+                _fetch_once(session, url, part, timeout_s, progress)
+                break
+            except (requests.ConnectionError, requests.Timeout, TransientError) as error:
+                failures += 1
+                reason = str(error) if isinstance(error, TransientError) else error.__class__.__name__
+                if failures > retries:
+                    raise ValueError(
+                        f"download of {display_url(url)} failed after {retries} retries: {reason}"
+                    ) from None
+                wait = getattr(error, "wait_s", None)
+                wait = min(backoff_s * 2 ** (failures - 1), MAX_BACKOFF_S) if wait is None else wait
+                logger.warning("download interrupted (%s); retry %d/%d in %.1fs", reason, failures, retries, wait)
+                time.sleep(wait)
+        if verify is not None:
+            try:
+                verify(part)
+            except ValueError as error:
+                raise ValueError(f"downloaded file from {display_url(url)} failed verification: {error}") from None
+        os.replace(part, target)
+    finally:
+        part.unlink(missing_ok=True)
+        if own_session:
+            session.close()
+    logger.info("downloaded %s (%d bytes)", target.name, target.stat().st_size)
+    return target

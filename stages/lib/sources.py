@@ -1,0 +1,254 @@
+"""The download stage's sources: each fills a raw/ tree with Kaggle-named images.
+
+Every source writes ``cat.N.jpg`` / ``dog.N.jpg`` into ``outputs.train`` and, where
+it has a test set, ``N.jpg`` into ``outputs.test``; it returns skipped-file counts
+by reason. Sources (``download.source``):
+
+- ``kaggle``: the competition's ``kaggle_files`` through the official client.
+- ``microsoft``: the public ``kagglecatsanddogs_5340.zip`` (PetImages/Cat|Dog/N.jpg).
+- ``url`` / ``archive``: a zip by http(s) URL or on disk, in any layout that
+  :mod:`stages.lib.layouts` recognises (Kaggle folders, nested zips, Microsoft).
+- ``dir``: a folder of Kaggle-named images. ``download.dir`` may be either the
+  ``train/`` folder itself, or a folder holding ``train/``; the test set is the
+  ``test/`` folder beside that ``train/`` folder, when there is one (as in an
+  unpacked Kaggle download). Only files directly in those folders are read.
+- ``synthetic``: generated images (offline), seeded by ``common.seed``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import shutil
+import tempfile
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import requests
+
+from stages.lib import layouts
+from stages.lib.extract import extract_members, list_members, verify_zip
+from stages.lib.http import download_file
+from stages.lib.synthetic import write_kaggle_test, write_kaggle_train
+
+logger = logging.getLogger(__name__)
+
+MAX_NESTING = 2  # outer archive -> train.zip -> (a server-side wrapper) is as deep as Kaggle goes
+ALTERNATIVES = "microsoft (public mirror, no account), url, archive, dir or synthetic"
+MISSING_CREDENTIALS = (
+    "Kaggle credentials not found. Create an API token at https://www.kaggle.com/settings/api and "
+    "put it in the KAGGLE_API_TOKEN environment variable or in ~/.kaggle/access_token (or a legacy "
+    "key in ~/.kaggle/kaggle.json, or KAGGLE_USERNAME and KAGGLE_KEY); or set download.source to "
+    f"another source: {ALTERNATIVES}"
+)
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """The folder being built (``root``) and the train and test folders inside it."""
+
+    root: Path
+    train: Path
+    test: Path
+
+
+def import_zip(archive: Path, outputs: Outputs, scratch: Path, limits, depth: int = 0) -> Counter:
+    """Normalise one zip (any recognised layout) into the outputs; nested zips are opened in turn."""
+    members = list_members(archive)
+    plan = layouts.plan_members(((m.filename, m.file_size) for m in members), source=archive.name)
+    relative_train = outputs.train.relative_to(outputs.root)
+    relative_test = outputs.test.relative_to(outputs.root)
+    moves = {member: str(relative_train / name) for member, name in plan.train.items()}
+    moves |= {member: str(relative_test / name) for member, name in plan.test.items()}
+    skipped = Counter(plan.skipped)
+    if moves:
+        logger.info(
+            "extracting %s: %s layout, %d train and %d test images of %d members",
+            archive.name, "/".join(sorted(plan.layouts)), len(plan.train), len(plan.test), len(members),
+        )
+        extract_members(archive, outputs.root, moves, limits)
+    for member in plan.nested:
+        if depth >= MAX_NESTING:
+            raise ValueError(f"{archive.name}: archives nested deeper than {MAX_NESTING} levels are refused")
+        logger.info("opening nested archive %s in %s", member, archive.name)
+        inner_dir = Path(tempfile.mkdtemp(prefix="nested-", dir=scratch))
+        inner = inner_dir / Path(member).name
+        extract_members(archive, inner_dir, {member: Path(member).name}, limits)
+        skipped += import_zip(inner, outputs, scratch, limits, depth + 1)
+        shutil.rmtree(inner_dir)
+    return skipped
+
+
+def _require_train(outputs: Outputs, where: str) -> None:
+    """``ValueError`` unless the train folder now holds cat and dog images."""
+    files = list(outputs.train.glob("*.jpg")) if outputs.train.is_dir() else []
+    if not files:
+        raise ValueError(f"{where} holds no train images (cat.N.jpg / dog.N.jpg)")
+
+
+def _download_name(url: str) -> str:
+    """A safe local file name for a URL's download."""
+    name = Path(urlsplit(url).path).name
+    return name if name and all(c.isalnum() or c in "._-" for c in name) else "download.zip"
+
+
+def from_url(url: str, outputs: Outputs, scratch: Path, params) -> Counter:
+    """Download a zip (resumed, retried, verified), then normalise it."""
+    archive = download_file(
+        url, scratch / _download_name(url), retries=params.retries, timeout_s=params.timeout_s, verify=verify_zip
+    )
+    skipped = import_zip(archive, outputs, scratch, params.limits)
+    archive.unlink()
+    _require_train(outputs, "the downloaded archive")
+    return skipped
+
+
+def from_archive(path: str | Path, outputs: Outputs, scratch: Path, params) -> Counter:
+    """Normalise a zip already on disk."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise ValueError(f"download.archive not found: {path}")
+    skipped = import_zip(path, outputs, scratch, params.limits)
+    _require_train(outputs, str(path))
+    return skipped
+
+
+def _copy_folder(source: Path, target: Path, rename) -> tuple[int, Counter]:
+    """Copy the files of ``source`` whose name ``rename`` accepts, under their new names."""
+    copied, skipped = 0, Counter()
+    target.mkdir(parents=True, exist_ok=True)
+    for path in sorted(source.iterdir()):
+        if not path.is_file():
+            continue
+        name = rename(path.name)
+        if name is None:
+            skipped[layouts.skip_reason(path.name)] += 1
+        elif path.stat().st_size == 0:
+            skipped["empty"] += 1
+        elif (target / name).exists():
+            raise ValueError(f"{path} and another file both map to {name}")
+        else:
+            shutil.copyfile(path, target / name)
+            copied += 1
+    return copied, skipped
+
+
+def from_dir(directory: str | Path, outputs: Outputs) -> Counter:
+    """Copy a Kaggle-style train folder (and the sibling test folder, if any); see the module docstring."""
+    directory = Path(directory).expanduser()
+    if not directory.is_dir():
+        raise ValueError(f"download.dir not found: {directory}")
+    train = directory / "train" if (directory / "train").is_dir() else directory
+    copied, skipped = _copy_folder(train, outputs.train, layouts.train_name)
+    if not copied:
+        raise ValueError(f"download.dir {train} holds no cat.N.jpg / dog.N.jpg images")
+    logger.info("copied %d train images from %s", copied, train)
+    test = train.parent / "test"
+    if test.is_dir() and test.resolve() != train.resolve():
+        copied, test_skipped = _copy_folder(test, outputs.test, layouts.test_name)
+        logger.info("copied %d test images from %s", copied, test)
+        skipped += test_skipped
+    return skipped
+
+
+def from_synthetic(outputs: Outputs, params, seed: int) -> Counter:
+    """Generate the synthetic train (and test) images."""
+    synthetic = params.synthetic
+    logger.info(
+        "generating %d cats + %d dogs and %d test images (%dpx, seed %d)",
+        synthetic.count, synthetic.count, synthetic.test_count, synthetic.size, seed,
+    )
+    write_kaggle_train(outputs.train, synthetic.count, synthetic.size, seed)
+    if synthetic.test_count:
+        write_kaggle_test(outputs.test, synthetic.test_count, synthetic.size, seed)
+    return Counter()
+
+
+def kaggle_api():
+    """An authenticated ``KaggleApi`` (imported lazily: ``import kaggle`` authenticates at import time)."""
+    # The client prints its own help to stdout when it finds no credentials; ours is clearer.
+    with contextlib.redirect_stdout(io.StringIO()):
+        from kaggle.api.kaggle_api_extended import KaggleApi
+
+        api = KaggleApi()
+        try:
+            api.authenticate()
+        except SystemExit:
+            raise ValueError(MISSING_CREDENTIALS) from None
+        except requests.ConnectionError as error:
+            raise ValueError(f"could not reach Kaggle to check the credentials ({error.__class__.__name__})") from None
+    return api
+
+
+def _kaggle_error(error: requests.HTTPError, competition: str, file_name: str) -> ValueError:
+    """A clear message for the client's HTTP errors (403: the rules are not accepted)."""
+    status = error.response.status_code if error.response is not None else None
+    if status == 403:
+        return ValueError(
+            f"Kaggle refused {competition}/{file_name} (403 Forbidden): accept the competition's rules at "
+            f"https://www.kaggle.com/competitions/{competition}/rules with the account of your credentials, "
+            f"then rerun; or set download.source to another source: {ALTERNATIVES}"
+        )
+    if status == 401:
+        return ValueError(f"Kaggle rejected the credentials (401 Unauthorized). {MISSING_CREDENTIALS}")
+    if status == 404:
+        return ValueError(
+            f"Kaggle has no file {file_name!r} in competition {competition!r} (404): "
+            "check download.competition and download.kaggle_files"
+        )
+    return ValueError(f"Kaggle download of {competition}/{file_name} failed: HTTP {status}")
+
+
+def _kaggle_file(api, competition: str, file_name: str, folder: Path) -> Path:
+    """Download one competition file into an empty folder and return the file that arrived."""
+    folder.mkdir(parents=True, exist_ok=True)
+    logger.info("downloading %s from Kaggle competition %s", file_name, competition)
+    try:
+        api.competition_download_file(competition, file_name, path=str(folder), force=True, quiet=False)
+    except requests.HTTPError as error:
+        raise _kaggle_error(error, competition, file_name) from None
+    # The client names the file after the download URL: large files arrive wrapped as NAME.zip.
+    arrived = [path for path in folder.iterdir() if path.is_file() and not path.name.startswith(".")]
+    if len(arrived) != 1:
+        raise ValueError(f"expected one file from Kaggle for {file_name}, found {sorted(p.name for p in arrived)}")
+    return arrived[0]
+
+
+def from_kaggle(outputs: Outputs, scratch: Path, params) -> Counter:
+    """Download the competition's train (and test) archives with the Kaggle client and normalise them."""
+    api = kaggle_api()
+    skipped = Counter()
+    files = params.kaggle_files
+    for role, file_name in (("train", files.train), ("test", files.test)):
+        if not file_name:
+            continue
+        archive = _kaggle_file(api, params.competition, file_name, scratch / f"kaggle-{role}")
+        verify_zip(archive)
+        folder = outputs.train if role == "train" else outputs.test
+        before = len(list(folder.glob("*.jpg"))) if folder.is_dir() else 0
+        skipped += import_zip(archive, outputs, scratch, params.limits)
+        if (len(list(folder.glob("*.jpg"))) if folder.is_dir() else 0) == before:
+            raise ValueError(f"Kaggle's {file_name} holds no {role} images in a recognised layout")
+        archive.unlink()
+    return skipped
+
+
+def fetch(params, seed: int, outputs: Outputs, scratch: Path) -> Counter:
+    """Fill ``outputs`` from ``params.source`` (a ``DownloadParams``); return skipped counts by reason."""
+    source = params.source
+    if source == "kaggle":
+        return from_kaggle(outputs, scratch, params)
+    if source == "microsoft":
+        return from_url(params.microsoft_url, outputs, scratch, params)
+    if source == "url":
+        return from_url(params.url, outputs, scratch, params)
+    if source == "archive":
+        return from_archive(params.archive, outputs, scratch, params)
+    if source == "dir":
+        return from_dir(params.dir, outputs)
+    if source == "synthetic":
+        return from_synthetic(outputs, params, seed)
+    raise ValueError(f"download.source {source!r} is not one of kaggle, {ALTERNATIVES}")
