@@ -1,0 +1,62 @@
+"""End to end: `dvc repro split` (download + split) on the synthetic source in a temporary repo."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run, update_params
+
+COUNT = 20  # images per class
+
+
+def count(repo: Path, split: str, class_name: str) -> int:
+    """How many images the split wrote to one class folder."""
+    return len(list((repo / "data" / split / class_name).glob("*.jpg")))
+
+
+@pytest.mark.slow
+def test_dvc_repro_split_reruns_only_what_changed(dvc_repo: Path) -> None:
+    update_params(
+        dvc_repo,
+        {"download": {"source": "synthetic", "synthetic": {"count": COUNT, "size": 32, "test_count": 2}}},
+    )
+
+    first = run(["dvc", "repro", "split"], dvc_repo)
+    assert "Running stage 'download'" in first.stdout
+    assert "Running stage 'split'" in first.stdout
+    for class_name in ("cats", "dogs"):
+        assert count(dvc_repo, "train", class_name) == 16
+        assert count(dvc_repo, "validation", class_name) == 4
+    report = json.loads((dvc_repo / "reports/data/split.json").read_text())
+    assert report["files"]["dropped"] == 0
+    assert report["train"] == {"cats": 16, "dogs": 16, "total": 32}
+    files = json.loads((dvc_repo / "reports/data/split_files.json").read_text())
+    assert len(files["validation"]["dogs"]) == 4
+    lock = (dvc_repo / "dvc.lock").read_text()
+    assert "split:" in lock and "download:" in lock
+
+    metrics = run(["dvc", "metrics", "show"], dvc_repo).stdout
+    assert "reports/data/split.json" in metrics and "train.total" in metrics and "32" in metrics
+
+    # Nothing changed: nothing reruns.
+    second = run(["dvc", "repro", "split"], dvc_repo)
+    assert "Running stage" not in second.stdout
+    assert "Stage 'download' didn't change, skipping" in second.stdout
+    assert "Stage 'split' didn't change, skipping" in second.stdout
+    assert "up to date" in run(["dvc", "status", "split"], dvc_repo).stdout
+
+    # A split param changed: only split reruns, download is reused.
+    update_params(dvc_repo, {"split": {"ratio": 0.25}})
+    status = run(["dvc", "status", "split"], dvc_repo).stdout
+    assert "split:" in status and "changed params" in status and "download:" not in status
+    third = run(["dvc", "repro", "split"], dvc_repo)
+    assert "Running stage 'download'" not in third.stdout
+    assert "Stage 'download' didn't change, skipping" in third.stdout
+    assert "Running stage 'split'" in third.stdout
+    for class_name in ("cats", "dogs"):
+        assert count(dvc_repo, "train", class_name) == 15
+        assert count(dvc_repo, "validation", class_name) == 5
+    assert "up to date" in run(["dvc", "status", "split"], dvc_repo).stdout
