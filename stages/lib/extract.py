@@ -16,6 +16,7 @@ import shutil
 import stat
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Protocol
@@ -116,7 +117,7 @@ def verify_zip(archive: str | Path) -> None:
     with open_zip(archive) as zip_file:
         try:
             bad = zip_file.testzip()
-        except (zipfile.BadZipFile, EOFError, OSError, ValueError) as error:
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as error:
             raise ValueError(f"{archive} is a damaged zip archive ({error})") from None
     if bad is not None:
         raise ValueError(f"{archive} is a damaged zip archive (bad CRC in member {bad!r})")
@@ -170,7 +171,7 @@ def extract_members(
                 try:
                     with zip_file.open(info) as source, open(path, "xb") as target:
                         _copy_bounded(source, target, info.file_size, name)
-                except (zipfile.BadZipFile, EOFError) as error:
+                except (zipfile.BadZipFile, zlib.error, EOFError) as error:
                     raise ValueError(f"{archive}: member {name!r} is damaged ({error})") from None
             written = []
             for output in outputs.values():

@@ -22,11 +22,13 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
+import urllib3
 from tqdm import tqdm
 
 logger = logging.getLogger(__name__)
 
 CHUNK_BYTES = 1 << 20
+BACKOFF_S = 1.0  # first wait between tries; doubles each time
 MAX_BACKOFF_S = 60.0
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
 
@@ -99,10 +101,12 @@ def _fetch_once(session: requests.Session, url: str, part: Path, timeout_s: floa
         )
         try:
             with open(part, mode) as handle:
-                for chunk in response.iter_content(CHUNK_BYTES):
+                # read1 hands over whatever arrived, so bytes before a dropped connection are kept;
+                # raw (undecoded) bytes are what Content-Length and Range count.
+                while chunk := response.raw.read1(CHUNK_BYTES, decode_content=False):
                     handle.write(chunk)
                     bar.update(len(chunk))
-        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as error:
+        except (urllib3.exceptions.HTTPError, requests.RequestException, OSError) as error:
             raise TransientError(f"connection broken: {error.__class__.__name__}") from None
         finally:
             bar.close()
@@ -121,7 +125,7 @@ def download_file(
     retries: int,
     timeout_s: float,
     verify: Callable[[Path], None] | None = None,
-    backoff_s: float = 1.0,
+    backoff_s: float | None = None,
     progress: bool = True,
     session: requests.Session | None = None,
 ) -> Path:
@@ -131,6 +135,7 @@ def download_file(
     target.parent.mkdir(parents=True, exist_ok=True)
     part = target.with_name(f".{target.name}.part")
     part.unlink(missing_ok=True)
+    backoff_s = BACKOFF_S if backoff_s is None else backoff_s
     own_session = session is None
     session = session or requests.Session()
     logger.info("downloading %s", display_url(url))

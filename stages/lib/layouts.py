@@ -112,10 +112,10 @@ def plan_members(members: Iterable[tuple[str, int]], source: str = "archive") ->
             f"{source} mixes Kaggle (train/cat.N.jpg) and Microsoft (PetImages/Cat/N.jpg) layouts: "
             "give one layout per archive"
         )
-    if plan.train or plan.test:
+    if (plan.train or plan.test) and plan.nested:
         plan.skipped["nested archive ignored"] += len(plan.nested)
         plan.nested = []
-    elif not plan.nested:
+    elif not (plan.train or plan.test or plan.nested):
         shown = ", ".join(repr(name) for name in names[:5]) or "no files"
         raise ValueError(
             f"{source} has no recognisable layout: expected Kaggle's train/cat.N.jpg, train/dog.N.jpg "
