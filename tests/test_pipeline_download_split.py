@@ -51,7 +51,7 @@ def test_dvc_repro_split_reruns_only_what_changed(dvc_repo: Path) -> None:
     # A split param changed: only split reruns, download is reused.
     update_params(dvc_repo, {"split": {"ratio": 0.25}})
     status = run(["dvc", "status", "split"], dvc_repo).stdout
-    assert "split:" in status and "changed params" in status and "download:" not in status
+    assert "split:" in status and "modified:           split" in status and "download:" not in status
     third = run(["dvc", "repro", "split"], dvc_repo)
     assert "Running stage 'download'" not in third.stdout
     assert "Stage 'download' didn't change, skipping" in third.stdout
