@@ -73,13 +73,15 @@ def build_raw(download, seed: int, raw: str | Path, train_relative: Path, test_r
     """Build the raw tree from the configured source in a temporary folder, then move it onto ``raw``."""
     raw = Path(raw)
     raw.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(raw) as build, tempfile.TemporaryDirectory(prefix=".download-", dir=raw.parent) as scratch:
+    scratch_folder = tempfile.TemporaryDirectory(prefix=".download-", dir=raw.parent)
+    with atomic_path(raw) as build, scratch_folder as scratch:
         build.mkdir()
         outputs = Outputs(root=build, train=build / train_relative, test=build / test_relative)
         skipped = fetch(download, seed, outputs, Path(scratch))
         counts = count_images(outputs.train, outputs.test, skipped)
         if not counts.train_cats or not counts.train_dogs:
-            raise ValueError(f"the {download.source} source gave no {'cats' if not counts.train_cats else 'dogs'}")
+            missing = "cats" if not counts.train_cats else "dogs"
+            raise ValueError(f"the {download.source} source gave no {missing} (cat.N.jpg / dog.N.jpg)")
         logger.info("moving the new tree into %s", raw)
     return counts
 
@@ -87,7 +89,8 @@ def build_raw(download, seed: int, raw: str | Path, train_relative: Path, test_r
 def main() -> None:
     """Load params, fetch the raw images from the configured source, log the counts."""
     params = load_params()
-    train_relative, test_relative = raw_layout(params.paths.raw, params.paths.raw_train, params.paths.raw_test)
+    paths = params.paths
+    train_relative, test_relative = raw_layout(paths.raw, paths.raw_train, paths.raw_test)
     logger.info("source: %s -> %s", params.download.source, params.paths.raw)
     counts = build_raw(params.download, params.common.seed, params.paths.raw, train_relative, test_relative)
     logger.info("wrote %s: %s", params.paths.raw, counts.summary())

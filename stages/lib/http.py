@@ -154,13 +154,17 @@ def download_file(
                     ) from None
                 wait = getattr(error, "wait_s", None)
                 wait = min(backoff_s * 2 ** (failures - 1), MAX_BACKOFF_S) if wait is None else wait
-                logger.warning("download interrupted (%s); retry %d/%d in %.1fs", reason, failures, retries, wait)
+                logger.warning(
+                    "download interrupted (%s); retry %d/%d in %.1fs", reason, failures, retries, wait
+                )
                 time.sleep(wait)
         if verify is not None:
             try:
                 verify(part)
             except ValueError as error:
-                raise ValueError(f"downloaded file from {display_url(url)} failed verification: {error}") from None
+                raise ValueError(
+                    f"downloaded file from {display_url(url)} failed verification: {error}"
+                ) from None
         os.replace(part, target)
     finally:
         part.unlink(missing_ok=True)

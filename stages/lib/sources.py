@@ -39,8 +39,8 @@ logger = logging.getLogger(__name__)
 MAX_NESTING = 2  # outer archive -> train.zip -> (a server-side wrapper) is as deep as Kaggle goes
 ALTERNATIVES = "microsoft (public mirror, no account), url, archive, dir or synthetic"
 MISSING_CREDENTIALS = (
-    "Kaggle credentials not found. Create an API token at https://www.kaggle.com/settings/api and "
-    "put it in the KAGGLE_API_TOKEN environment variable or in ~/.kaggle/access_token (or a legacy "
+    "Kaggle credentials not found (or not accepted). Create an API token at "
+    "https://www.kaggle.com/settings/api and put it in the KAGGLE_API_TOKEN environment variable or in ~/.kaggle/access_token (or a legacy "
     "key in ~/.kaggle/kaggle.json, or KAGGLE_USERNAME and KAGGLE_KEY); or set download.source to "
     f"another source: {ALTERNATIVES}"
 )
@@ -98,7 +98,8 @@ def _download_name(url: str) -> str:
 def from_url(url: str, outputs: Outputs, scratch: Path, params) -> Counter:
     """Download a zip (resumed, retried, verified), then normalise it."""
     archive = download_file(
-        url, scratch / _download_name(url), retries=params.retries, timeout_s=params.timeout_s, verify=verify_zip
+        url, scratch / _download_name(url),
+        retries=params.retries, timeout_s=params.timeout_s, verify=verify_zip,
     )
     skipped = import_zip(archive, outputs, scratch, params.limits)
     archive.unlink()
@@ -179,7 +180,8 @@ def kaggle_api():
         except SystemExit:
             raise ValueError(MISSING_CREDENTIALS) from None
         except requests.ConnectionError as error:
-            raise ValueError(f"could not reach Kaggle to check the credentials ({error.__class__.__name__})") from None
+            reason = error.__class__.__name__
+            raise ValueError(f"could not reach Kaggle to check the credentials ({reason})") from None
     return api
 
 
@@ -213,7 +215,8 @@ def _kaggle_file(api, competition: str, file_name: str, folder: Path) -> Path:
     # The client names the file after the download URL: large files arrive wrapped as NAME.zip.
     arrived = [path for path in folder.iterdir() if path.is_file() and not path.name.startswith(".")]
     if len(arrived) != 1:
-        raise ValueError(f"expected one file from Kaggle for {file_name}, found {sorted(p.name for p in arrived)}")
+        found = sorted(path.name for path in arrived)
+        raise ValueError(f"expected one file from Kaggle for {file_name}, found {found}")
     return arrived[0]
 
 
