@@ -143,7 +143,7 @@ def split_dataset(
     for check in dropped[:MAX_LOGGED_DROPS]:
         logger.warning("dropped %s: %s (%s)", check.path.name, check.drop, check.detail)
     if len(dropped) > MAX_LOGGED_DROPS:
-        logger.warning("... and %d more dropped files (see the split files report)", len(dropped) - MAX_LOGGED_DROPS)
+        logger.warning("... and %d more dropped (see the split files report)", len(dropped) - MAX_LOGGED_DROPS)
     valid: list[list[Path]] = [[], []]
     for check in checks:
         if check.ok:

@@ -70,14 +70,11 @@ def check_image(path: str | Path, min_side: int, max_pixels: int) -> ImageCheck:
     try:
         with Image.open(path) as image:
             width, height = image.size
+            size = {"width": width, "height": height}
             if width * height > max_pixels:
-                return ImageCheck(
-                    path, drop="too_large", detail=f"{width}x{height} > {max_pixels} pixels", width=width, height=height
-                )
+                return ImageCheck(path, drop="too_large", detail=f"{width}x{height} > {max_pixels} pixels", **size)
             if min(width, height) < min_side:
-                return ImageCheck(
-                    path, drop="too_small", detail=f"{width}x{height} < {min_side} px", width=width, height=height
-                )
+                return ImageCheck(path, drop="too_small", detail=f"{width}x{height} < {min_side} px", **size)
             image.load()  # the full decode: truncated and corrupt data fail here
             reason = _normalize_reason(image)
     except UnidentifiedImageError as error:
