@@ -1,0 +1,96 @@
+"""Stage extract_features: VGG16 bottleneck features of the train and validation images.
+
+Reads data/{train,validation}/{cats,dogs}; writes features/ (see stages/lib/features.py):
+float32 feature arrays streamed to disk batch by batch, their labels and image
+names in the same order, and meta.json. The folder is built beside its target
+and moved in whole, so a killed run leaves no half-written features.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from stages.lib import features as feature_files
+from stages.lib import vgg
+from stages.lib.cli import run_stage
+from stages.lib.data import CLASS_NAMES, list_labelled_images, make_image_dataset
+from stages.lib.io import atomic_path
+from stages.lib.params import load_params
+from stages.lib.seeding import seed_everything
+from stages.lib.training import set_mixed_precision
+
+logger = logging.getLogger("extract_features")
+
+
+def extract_features(
+    split_dirs: dict[str, str | Path],
+    output_dir: str | Path,
+    image_size: int,
+    batch_size: int,
+    weights: str,
+    preprocessing: str,
+    mixed_precision: bool,
+    seed: int,
+) -> dict:
+    """Extract features for each split in ``split_dirs`` into ``output_dir`` (replaced atomically).
+
+    Returns the metadata written to ``output_dir/meta.json``.
+    """
+    listed = {split: list_labelled_images(directory) for split, directory in split_dirs.items()}
+    policy = set_mixed_precision(mixed_precision)
+    base = vgg.build_vgg16_base(image_size, weights, seed)
+    model = vgg.build_feature_extractor(base, preprocessing, image_size)
+    meta: dict = {
+        "image_size": image_size,
+        "preprocessing": preprocessing,
+        "weights": vgg.describe_weights(weights, seed),
+        "dtype_policy": policy,
+        "saved_dtype": "float32",
+        "feature_shape": list(model.output_shape[1:]),
+        "label_names": {str(i): name for i, name in enumerate(CLASS_NAMES)},
+        "counts": {},  # no timings here: identical inputs give an identical features/ (DVC hash)
+    }
+    with atomic_path(output_dir) as temporary:
+        temporary.mkdir(parents=True)
+        for split, (paths, labels) in listed.items():
+            root = Path(split_dirs[split])
+            relative = [path.relative_to(root).as_posix() for path in paths]
+            dataset = make_image_dataset(paths, None, image_size, batch_size)
+            logger.info("%s: %d images from %s", split, len(paths), root)
+            started = time.perf_counter()
+            shape = feature_files.write_split(model, dataset, len(paths), temporary, split)
+            seconds = time.perf_counter() - started
+            feature_files.write_labels_and_files(temporary, split, labels, relative)
+            meta["counts"][split] = {
+                "total": len(paths),
+                **{name: int(np.sum(labels == index)) for index, name in enumerate(CLASS_NAMES)},
+            }
+            logger.info("%s: features %s in %.1f s (%.1f images/s)", split, shape, seconds, len(paths) / seconds)
+        (temporary / feature_files.META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    return meta
+
+
+def main() -> None:
+    """Load params, extract the features of the train and validation splits into paths.features."""
+    params = load_params()
+    common, section = params.common, params.extract_features
+    seed_everything(common.seed, common.deterministic)
+    extract_features(
+        {"train": params.paths.train, "validation": params.paths.validation},
+        params.paths.features,
+        image_size=common.image_size,
+        batch_size=common.batch_size,
+        weights=section.weights,
+        preprocessing=section.preprocessing,
+        mixed_precision=section.mixed_precision,
+        seed=common.seed,
+    )
+
+
+if __name__ == "__main__":
+    run_stage("extract_features", main)
