@@ -88,6 +88,8 @@ def load_model(path: str | Path):
     """Load a ``.keras`` model in Keras safe mode, with a clear error when it is missing or broken."""
     import keras
 
+    import stages.lib.vgg  # noqa: F401  registers the VGG16 preprocessing layer for safe-mode loading
+
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"model not found: {path} (run the stage that trains it: dvc repro)")
@@ -135,7 +137,8 @@ def write_training_reports(reports_dir: str | Path, history: dict[str, list[floa
     reports_dir = Path(reports_dir)
     reports_dir.mkdir(parents=True, exist_ok=True)
     rows = history_rows(history)
-    columns = ["epoch", *[c for c in HISTORY_COLUMNS if rows and c in rows[0]]]
+    # No epochs (a skipped stage): still the full header, so readers find every column.
+    columns = ["epoch", *[c for c in HISTORY_COLUMNS if not rows or c in rows[0]]]
     lines = [",".join(columns)]
     lines += [",".join(f"{row[c]:.6g}" if c != "epoch" else str(row[c]) for c in columns) for row in rows]
     write_text(reports_dir / "history.csv", "\n".join(lines) + "\n")
