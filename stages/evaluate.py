@@ -1,0 +1,150 @@
+"""Stage evaluate: every trained model's predictions on the validation split, and their metrics.
+
+Reads data/validation (images) for the image models (scratch, finetuned) and
+features/validation_* for the top classifier (it takes VGG16 features; rows
+match features/validation_files.txt). P(dog) is clipped to [evaluate.clip,
+1 - evaluate.clip]. Writes, in paths.evaluate_reports:
+
+- ``metrics.json``: per model accuracy, log loss (Kaggle's metric), ROC AUC,
+  per-class precision/recall/F1 and confusion counts (``dvc metrics``);
+- ``predictions.csv``: one row per validation image: file, label, actual, and per
+  model P(dog) (``p_<model>``) and the predicted class (``<model>_predicted``),
+  the source of the confusion plot, the figures and the error analysis;
+- ``roc/<model>.csv``: the ROC curve (fpr, tpr, threshold) for ``dvc plots``.
+
+A model whose file is absent is skipped with a warning (outside DVC; in the
+pipeline every model exists).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from stages.lib import features as feature_files
+from stages.lib.cli import run_stage
+from stages.lib.data import list_labelled_images
+from stages.lib.io import atomic_path, write_json, write_text
+from stages.lib.metrics import CLASS_LABELS, classification_metrics, clip_probabilities, roc_points
+from stages.lib.params import Params, load_params
+from stages.lib.predict import MODEL_NAMES, model_image_size, model_paths, predict_array, predict_dataset
+
+logger = logging.getLogger("evaluate")
+
+METRICS_FILE = "metrics.json"
+PREDICTIONS_FILE = "predictions.csv"
+ROC_FOLDER = "roc"
+
+
+def validation_images(directory: str | Path) -> tuple[list[Path], list[str], np.ndarray]:
+    """The validation images, their names relative to ``directory`` (``cats/cat.1.jpg``) and labels."""
+    paths, labels = list_labelled_images(directory)
+    root = Path(directory)
+    return paths, [path.relative_to(root).as_posix() for path in paths], labels
+
+
+def predict_top_from_features(model, features_dir: str | Path, names: list[str], labels, batch_size: int):
+    """The top classifier's raw P(dog) from features/validation_*, reordered to match ``names``.
+
+    ``ValueError`` when the features were extracted from other images than the
+    validation folder holds now (stale features: rerun extract_features).
+    """
+    features, feature_labels = feature_files.load_split(features_dir, "validation")
+    listed = feature_files.split_files(features_dir, "validation")["files"].read_text(encoding="utf-8").splitlines()
+    if sorted(listed) != sorted(names):
+        raise ValueError(
+            f"{features_dir}/validation_files.txt lists {len(listed)} images that differ from the "
+            f"{len(names)} in the validation folder: rerun extract_features (dvc repro)"
+        )
+    row_of = {name: row for row, name in enumerate(listed)}
+    order = np.array([row_of[name] for name in names])
+    if not np.array_equal(np.asarray(feature_labels)[order], np.asarray(labels)):
+        raise ValueError(f"{features_dir}/validation_labels.npy disagrees with the class folders")
+    return predict_array(model, np.asarray(features)[order], batch_size)
+
+
+def predict_model(name: str, path: Path, params: Params, paths: list[Path], names: list[str], labels) -> np.ndarray:
+    """Raw P(dog) of one saved model for the validation images, in ``paths`` order."""
+    from stages.lib.predict import takes_images
+    from stages.lib.training import load_model
+
+    model = load_model(path)
+    batch_size = params.common.batch_size
+    if takes_images(model):
+        image_size = model_image_size(model, params.common.image_size)
+        logger.info("%s: predicting %d images at %dx%d", name, len(paths), image_size, image_size)
+        return predict_dataset(model, paths, image_size, batch_size)
+    logger.info("%s: predicting from the bottleneck features in %s", name, params.paths.features)
+    return predict_top_from_features(model, params.paths.features, names, labels, batch_size)
+
+
+def predictions_table(names: list[str], labels, probabilities: dict[str, np.ndarray], threshold: float) -> pd.DataFrame:
+    """One row per image: file, label, actual class name, and per model P(dog) and predicted class name."""
+    labels = np.asarray(labels)
+    table = pd.DataFrame({"file": names, "label": labels, "actual": [CLASS_LABELS[i] for i in labels]})
+    for name, values in probabilities.items():
+        table[f"p_{name}"] = np.round(values, 6)
+        table[f"{name}_predicted"] = np.where(values >= threshold, CLASS_LABELS[1], CLASS_LABELS[0])
+    return table
+
+
+def _finite_or_none(value):
+    """JSON has no NaN: undefined metrics (ROC AUC with one class) become null."""
+    if isinstance(value, dict):
+        return {key: _finite_or_none(item) for key, item in value.items()}
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def evaluate(params: Params) -> tuple[dict, pd.DataFrame, dict]:
+    """Predict and score every present model; returns (metrics by model, predictions table, ROC points)."""
+    section = params.evaluate
+    paths, names, labels = validation_images(params.paths.validation)
+    probabilities: dict[str, np.ndarray] = {}
+    for name, path in model_paths(params).items():
+        if not path.is_file():
+            logger.warning("%s: no model at %s, skipped", name, path)
+            continue
+        raw = predict_model(name, path, params, paths, names, labels)
+        probabilities[name] = clip_probabilities(raw, section.clip)
+    if not probabilities:
+        raise ValueError(f"no trained model found ({', '.join(MODEL_NAMES)}): run the training stages first")
+    metrics = {}
+    roc = {}
+    for name, values in probabilities.items():
+        metrics[name] = _finite_or_none(classification_metrics(labels, values, section.threshold))
+        roc[name] = roc_points(labels, values)
+        logger.info(
+            "%s: accuracy %.4f, log loss %.4f, ROC AUC %s", name, metrics[name]["accuracy"],
+            metrics[name]["log_loss"], metrics[name]["roc_auc"],
+        )
+    return metrics, predictions_table(names, labels, probabilities, section.threshold), roc
+
+
+def write_reports(output_dir: str | Path, metrics: dict, table: pd.DataFrame, roc: dict) -> None:
+    """Write metrics.json, predictions.csv and roc/<model>.csv (each atomically)."""
+    output_dir = Path(output_dir)
+    write_json(output_dir / METRICS_FILE, metrics)
+    write_text(output_dir / PREDICTIONS_FILE, table.to_csv(index=False, lineterminator="\n"))
+    with atomic_path(output_dir / ROC_FOLDER) as folder:
+        folder.mkdir(parents=True)
+        for name, rows in roc.items():
+            frame = pd.DataFrame(rows, columns=["fpr", "tpr", "threshold"])
+            (folder / f"{name}.csv").write_text(frame.to_csv(index=False, lineterminator="\n"), encoding="utf-8")
+
+
+def main() -> None:
+    """Load params, evaluate every model on the validation split, write the reports."""
+    params = load_params()
+    metrics, table, roc = evaluate(params)
+    write_reports(params.paths.evaluate_reports, metrics, table, roc)
+    logger.info("wrote %s (%d images, models: %s)", params.paths.evaluate_reports, len(table), ", ".join(metrics))
+
+
+if __name__ == "__main__":
+    run_stage("evaluate", main)

@@ -1,0 +1,170 @@
+"""Shared prediction code: models by name, P(dog) for image files, clipped.
+
+Used by the evaluate and submission stages and by ``catsdogs predict``. Every
+model answers P(dog) for raw RGB [0, 255] images: ``scratch`` and ``finetuned``
+take pixels themselves; ``top`` takes VGG16 bottleneck features, so for images
+it is stacked on the same VGG16 base and preprocessing extract_features used.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from stages.lib.metrics import clip_probabilities
+
+logger = logging.getLogger(__name__)
+
+MODEL_NAMES = ("scratch", "top", "finetuned")
+CHUNK_BATCHES = 8  # files decoded per model call, in batches: bounded memory, few calls
+
+
+@dataclass(frozen=True)
+class ImagePrediction:
+    """One image's outcome: P(dog) (clipped), or the error that stopped it being read."""
+
+    path: Path
+    probability: float | None = None
+    error: str | None = None
+
+
+def model_paths(params) -> dict[str, Path]:
+    """Each named model's file, from params.paths."""
+    paths = params.paths
+    return {
+        "scratch": Path(paths.scratch_model),
+        "top": Path(paths.top_model),
+        "finetuned": Path(paths.finetuned_model),
+    }
+
+
+def takes_images(model) -> bool:
+    """True when the model's input is a batch of RGB images (rank 4, 3 channels)."""
+    shape = tuple(model.input_shape)
+    return len(shape) == 4 and shape[-1] == 3
+
+
+def model_image_size(model, default: int) -> int:
+    """The square image side an image model was built for (``default`` when its input is unsized)."""
+    height, width = tuple(model.input_shape)[1:3]
+    if height is None or width is None:
+        return default
+    if height != width:
+        raise ValueError(f"the model expects {height}x{width} images; only square inputs are supported")
+    return int(height)
+
+
+def stack_on_vgg16(top_model, image_size: int, weights: str, preprocessing: str, seed: int):
+    """Images -> VGG16 preprocessing + base -> ``top_model``: the bottleneck classifier for raw pixels."""
+    import keras
+
+    from stages.lib import vgg
+
+    base = vgg.build_vgg16_base(image_size, weights, seed)
+    extractor = vgg.build_feature_extractor(base, preprocessing, image_size)
+    expected = tuple(top_model.input_shape[1:])
+    if tuple(extractor.output_shape[1:]) != expected:
+        raise ValueError(
+            f"the top model takes features of shape {expected} but VGG16 at {image_size}x{image_size} "
+            f"gives {tuple(extractor.output_shape[1:])}: common.image_size differs from the one it was trained at"
+        )
+    inputs = keras.Input((image_size, image_size, 3), name="image")
+    return keras.Model(inputs, top_model(extractor(inputs)), name="vgg16_top")
+
+
+def load_image_model(name_or_path: str | Path, params):
+    """A model taking raw [0, 255] images: ``scratch``, ``top``, ``finetuned`` or a ``.keras`` path.
+
+    A model that takes features rather than images (``top``) is stacked on VGG16
+    built as extract_features built it (its weights, preprocessing and seed).
+    """
+    from stages.lib import vgg  # noqa: F401  (registers the preprocessing layer for safe-mode loading)
+    from stages.lib.training import load_model
+
+    named = model_paths(params)
+    path = named.get(str(name_or_path), Path(name_or_path))
+    model = load_model(path)
+    if takes_images(model):
+        return model
+    section = params.extract_features
+    logger.info("%s takes VGG16 features: stacking it on VGG16 (weights: %s)", path, section.weights)
+    return stack_on_vgg16(model, params.common.image_size, section.weights, section.preprocessing, params.common.seed)
+
+
+def predict_array(model, images: np.ndarray, batch_size: int) -> np.ndarray:
+    """Raw P(dog) for a batch array (N, H, W, 3) or features (N, ...): shape (N,), unclipped."""
+    if len(images) == 0:
+        return np.zeros((0,), dtype=np.float64)
+    outputs = model.predict(images, batch_size=batch_size, verbose=0)
+    return _as_probabilities(outputs, len(images))
+
+
+def predict_dataset(model, paths: list[Path], image_size: int, batch_size: int) -> np.ndarray:
+    """Raw P(dog) for known-good image files (the split's), in file order, via tf.data."""
+    from stages.lib.data import make_image_dataset
+
+    if not paths:
+        return np.zeros((0,), dtype=np.float64)
+    dataset = make_image_dataset(paths, None, image_size, batch_size)
+    return _as_probabilities(model.predict(dataset, verbose=0), len(paths))
+
+
+def _as_probabilities(outputs, count: int) -> np.ndarray:
+    outputs = np.asarray(outputs, dtype=np.float64)
+    if outputs.shape not in ((count, 1), (count,)):
+        raise ValueError(f"the model gave outputs of shape {outputs.shape}; expected ({count}, 1): P(dog)")
+    return outputs.reshape(-1)
+
+
+def read_image(path: str | Path, image_size: int) -> np.ndarray:
+    """One image file as float32 RGB [0, 255] resized like the training data; ValueError if unreadable."""
+    import tensorflow as tf
+
+    from stages.lib.data import decode_and_resize
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError("no such file")
+    try:
+        return decode_and_resize(str(path), image_size).numpy()
+    except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError, tf.errors.UnknownError) as error:
+        message = str(error.message if hasattr(error, "message") else error).splitlines()[0]
+        raise ValueError(f"not a readable image ({message[:200]})") from None
+
+
+def expand_inputs(inputs: list[str | Path]) -> list[Path]:
+    """Files as given, folders replaced by their image files (sorted, numerically where names are numbers)."""
+    from stages.lib.data import list_images
+
+    files: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        files.extend(list_images(path) if path.is_dir() else [path])
+    return files
+
+
+def predict_files(
+    model, files: list[Path], image_size: int, batch_size: int, clip: float
+) -> list[ImagePrediction]:
+    """Clipped P(dog) for each file; unreadable files get an error and the rest still get predictions."""
+    results: list[ImagePrediction | None] = [None] * len(files)
+    chunk_size = batch_size * CHUNK_BATCHES
+    start = 0
+    while start < len(files):
+        chunk = range(start, min(start + chunk_size, len(files)))
+        images, indices = [], []
+        for index in chunk:
+            try:
+                images.append(read_image(files[index], image_size))
+                indices.append(index)
+            except ValueError as error:
+                results[index] = ImagePrediction(files[index], error=str(error))
+        if images:
+            probabilities = clip_probabilities(predict_array(model, np.stack(images), batch_size), clip)
+            for index, probability in zip(indices, probabilities):
+                results[index] = ImagePrediction(files[index], probability=float(probability))
+        start = chunk.stop
+    return [result for result in results if result is not None]
