@@ -1,0 +1,148 @@
+"""finetune: a tiny real run (32 px, weights none), the epochs-0 path, freezing, bad params."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import yaml
+
+from stages import extract_features, finetune, train_top
+from stages.lib import vgg
+from stages.lib.data import decode_and_resize, list_labelled_images
+from stages.lib.synthetic import write_split_layout
+from stages.lib.training import load_model
+from tests.conftest import ROOT, run
+
+SIZE = 32
+
+
+@pytest.fixture(autouse=True)
+def float32_policy():
+    """Every test starts and ends with the default dtype policy (mixed precision is global)."""
+    keras.mixed_precision.set_global_policy("float32")
+    yield
+    keras.mixed_precision.set_global_policy("float32")
+
+
+def set_params(project: Path, finetune_params: dict) -> None:
+    """Write project/params.yaml: tiny sizes, random VGG16 weights, the given finetune section."""
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw["common"].update(image_size=SIZE, batch_size=8)
+    raw["extract_features"]["weights"] = "none"
+    raw["train_top"].update(epochs=3, batch_size=8, units=[16], dropouts=[0.2])
+    raw["finetune"].update(finetune_params)
+    (project / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+
+
+@pytest.fixture(scope="module")
+def trained_top(tmp_path_factory) -> Path:
+    """A project with data (8 + 8 train, 4 + 4 validation), features and models/top.keras."""
+    project = tmp_path_factory.mktemp("finetune") / "project"
+    project.mkdir()
+    write_split_layout(project / "data" / "train", 8, SIZE, seed=1)
+    write_split_layout(project / "data" / "validation", 4, SIZE, seed=2)
+    set_params(project, {})
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(project)
+        extract_features.main()
+        train_top.main()
+    return project
+
+
+@pytest.fixture
+def project(trained_top, tmp_path, monkeypatch) -> Path:
+    """A private copy of the trained project, as the working directory."""
+    copy = tmp_path / "project"
+    shutil.copytree(trained_top, copy)
+    monkeypatch.chdir(copy)
+    return copy
+
+
+def validation_images(project: Path) -> np.ndarray:
+    """The validation images as raw float32 [0, 255] pixels, in listing order."""
+    paths, _ = list_labelled_images(project / "data" / "validation")
+    return np.stack([decode_and_resize(str(path), SIZE).numpy() for path in paths])
+
+
+def test_two_epochs_write_a_model_that_reloads_and_predicts_on_raw_pixels(project):
+    set_params(project, {"epochs": 2, "patience": 3})
+    finetune.main()
+
+    metrics = json.loads((project / "reports/finetune/metrics.json").read_text())
+    assert metrics["skipped"] is False and metrics["epochs_run"] == 2
+    assert metrics["trainable_from"] == "block5_conv1" and metrics["train_count"] == 16
+    for key in ("initial_val_loss", "initial_val_accuracy", "best_val_loss", "final_val_accuracy", "train_seconds"):
+        assert np.isfinite(metrics[key]), key
+    # block5 (3 convolutions of 3x3x512x512 + 512) and the top classifier (512*16+16 + 16+1)
+    assert metrics["trainable_parameters"] == 3 * (3 * 3 * 512 * 512 + 512) + 512 * 16 + 16 + 17
+    history = (project / "reports/finetune/history.csv").read_text().splitlines()
+    assert history[0] == "epoch,loss,accuracy,val_loss,val_accuracy" and len(history) == 3
+
+    model = load_model(project / "models/finetuned.keras")  # safe mode
+    images = validation_images(project)
+    predictions = model.predict(images, verbose=0)
+    assert predictions.shape == (8, 1) and ((predictions >= 0) & (predictions <= 1)).all()
+    # Frozen below block5: block1-4 kept the seeded random weights extract_features used.
+    reference = vgg.build_vgg16_base(SIZE, "none", 42)
+    trained_base = model.get_layer(vgg.BASE_NAME)
+    for name in ("block1_conv1", "block4_conv3"):
+        for got, expected in zip(trained_base.get_layer(name).get_weights(), reference.get_layer(name).get_weights()):
+            np.testing.assert_array_equal(got, expected)
+    assert not np.allclose(
+        trained_base.get_layer("block5_conv1").get_weights()[0], reference.get_layer("block5_conv1").get_weights()[0]
+    )
+
+    # A fresh process that imports only the shared loader (as evaluate does) reloads it in safe mode.
+    code = (
+        "import numpy as np; from stages.lib.training import load_model; "
+        "model = load_model('models/finetuned.keras'); "
+        f"print(model.predict(np.full((1, {SIZE}, {SIZE}, 3), 128, 'float32'), verbose=0).shape)"
+    )
+    assert run([sys.executable, "-c", code], project).stdout.strip().endswith("(1, 1)")
+
+
+def test_epochs_zero_writes_the_bottleneck_model_on_images(project):
+    set_params(project, {"epochs": 0})
+    finetune.main()
+
+    metrics = json.loads((project / "reports/finetune/metrics.json").read_text())
+    assert metrics["skipped"] is True and metrics["epochs_run"] == 0 and metrics["validation_count"] == 8
+    assert (project / "reports/finetune/history.csv").read_text() == "epoch,loss,accuracy,val_loss,val_accuracy\n"
+    stacked = load_model(project / "models/finetuned.keras")
+    top = load_model(project / "models/top.keras")
+    # Untrained further, the stacked model on raw images is exactly top(features) on the same
+    # images: same seeded VGG16 weights (rebuilt in this stage), same preprocessing layer.
+    features = np.load(project / "features/validation_features.npy")
+    np.testing.assert_allclose(
+        stacked.predict(validation_images(project), verbose=0), top.predict(features, verbose=0), atol=1e-5
+    )
+
+
+def test_mixed_precision_fine_tuning_runs_and_reloads(project):
+    set_params(project, {"epochs": 1, "mixed_precision": True})
+    finetune.main()
+    keras.mixed_precision.set_global_policy("float32")
+    metrics = json.loads((project / "reports/finetune/metrics.json").read_text())
+    assert metrics["dtype_policy"] == "mixed_bfloat16" and np.isfinite(metrics["final_val_loss"])
+    predictions = load_model(project / "models/finetuned.keras").predict(validation_images(project), verbose=0)
+    assert predictions.dtype == np.float32 and predictions.shape == (8, 1)
+
+
+def test_unknown_trainable_from_lists_the_layers(project):
+    set_params(project, {"epochs": 1, "trainable_from": "block6_conv1"})
+    with pytest.raises(ValueError, match="block6_conv1.*choose one of: block1_conv1, .*block5_conv3"):
+        finetune.main()
+    assert not (project / "models/finetuned.keras").exists()
+
+
+def test_a_top_model_for_another_image_size_is_refused():
+    base = vgg.build_vgg16_base(64, "none", 0)  # features 2 x 2 x 512
+    top = train_top.build_top_classifier((1, 1, 512), [4], [0.1])
+    with pytest.raises(ValueError, match=r"expects features of shape \(1, 1, 512\) but VGG16 at 64x64 gives"):
+        finetune.build_finetune_model(base, top, "vgg16", 64)
