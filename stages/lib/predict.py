@@ -9,6 +9,7 @@ it is stacked on the same VGG16 base and preprocessing extract_features used.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -131,8 +132,15 @@ def read_image(path: str | Path, image_size: int) -> np.ndarray:
     try:
         return decode_and_resize(str(path), image_size).numpy()
     except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError, tf.errors.UnknownError) as error:
-        message = str(error.message if hasattr(error, "message") else error).splitlines()[0]
-        raise ValueError(f"not a readable image ({message[:200]})") from None
+        raise ValueError(f"not a readable image ({_tf_message(error)})") from None
+
+
+def _tf_message(error) -> str:
+    """TensorFlow's error text without its op and device decorations."""
+    message = str(getattr(error, "message", error)).splitlines()[0]
+    message = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", message)
+    message = re.sub(r"\s*\[Op:[^\]]*\].*$", "", message)
+    return message.strip()[:200]
 
 
 def expand_inputs(inputs: list[str | Path]) -> list[Path]:

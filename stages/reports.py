@@ -1,0 +1,217 @@
+"""Stage reports: the figures (PNG, paths.figures) and reports/summary.md.
+
+Figures, each deterministic for the same inputs (same bytes):
+
+- the tutorial's four curves: training vs validation loss and accuracy for the
+  scratch CNN and the VGG16 top classifier (and the fine-tuning, when it trained),
+  from reports/<model>/history.csv;
+- validation confusion matrices and ROC curves of every evaluated model, and a
+  gallery of each model's worst misclassified validation images (from
+  reports/evaluate/);
+- the tutorial's convolution walk-through (box blurs, Sobel, gradient magnitude)
+  on the first validation dog, and the scratch CNN's first convolution layer's
+  feature maps for that image.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from stages.lib import plotting
+from stages.lib.cli import run_stage
+from stages.lib.data import list_images
+from stages.lib.io import atomic_path, write_text
+from stages.lib.metrics import CLASS_LABELS, best_model
+from stages.lib.params import Params, load_params
+from stages.lib.predict import MODEL_NAMES
+from stages.lib.summary import render_summary
+
+logger = logging.getLogger("reports")
+
+HISTORY_TITLES = {
+    "scratch": "Scratch CNN",
+    "top": "VGG16 top classifier",
+    "finetune": "VGG16 fine-tuning",
+}
+THUMBNAIL = 128  # gallery images are shown at most this many pixels wide
+
+
+def read_json(path: str | Path, produced_by: str) -> dict:
+    """A JSON report, with a clear error naming the stage that writes it when it is missing."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path} not found (written by the {produced_by} stage: dvc repro)")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def read_history(path: str | Path, produced_by: str) -> pd.DataFrame:
+    """A per-epoch history.csv, with a clear error naming the stage that writes it when it is missing."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"training history {path} not found (written by the {produced_by} stage: dvc repro)")
+    return pd.read_csv(path)
+
+
+def history_figures(histories: dict[str, pd.DataFrame], output_dir: Path) -> list[Path]:
+    """``<model>_loss.png`` and ``<model>_accuracy.png`` for each history that has epochs."""
+    written = []
+    for name, history in histories.items():
+        if history.empty:
+            logger.info("%s: no epochs in its history (skipped stage): no curves", name)
+            continue
+        for metric in ("loss", "accuracy"):
+            title = f"{HISTORY_TITLES.get(name, name)}: training vs validation {metric}"
+            written.append(plotting.save_figure(plotting.history_figure(history, metric, title), output_dir / f"{name}_{metric}.png"))
+    return written
+
+
+def load_thumbnail(path: Path) -> np.ndarray:
+    """An RGB image scaled down to at most THUMBNAIL pixels wide, as an array."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        image = image.convert("RGB")
+        image.thumbnail((THUMBNAIL, THUMBNAIL))
+        return np.asarray(image)
+
+
+def worst_misclassified(table: pd.DataFrame, model: str, count: int) -> pd.DataFrame:
+    """The ``count`` misclassified rows with the highest per-image log loss for ``model``."""
+    wrong = table[table[f"{model}_predicted"] != table["actual"]].copy()
+    probability = wrong[f"p_{model}"].to_numpy()
+    wrong["loss"] = -np.log(np.where(wrong["label"] == 1, probability, 1 - probability))
+    return wrong.sort_values(["loss", "file"], ascending=[False, True], kind="mergesort").head(count)
+
+
+def gallery_figures(table: pd.DataFrame, validation_dir: Path, models: list[str], count: int, output_dir: Path):
+    """``worst_<model>.png``: each model's worst misclassified validation images with P(dog)."""
+    written = []
+    for model in models:
+        worst = worst_misclassified(table, model, count)
+        images = [load_thumbnail(validation_dir / name) for name in worst["file"]]
+        captions = [
+            f"{Path(name).name}\nactual {actual}, P(dog)={p:.3f}"
+            for name, actual, p in zip(worst["file"], worst["actual"], worst[f"p_{model}"])
+        ]
+        title = f"{model}: worst misclassified validation images ({len(worst)} shown)"
+        written.append(plotting.save_figure(plotting.gallery_figure(images, captions, title), output_dir / f"worst_{model}.png"))
+    return written
+
+
+def first_validation_dog(validation_dir: str | Path) -> Path:
+    """The walk-through image: the first dog of the validation split by sorted name."""
+    dogs = list_images(Path(validation_dir) / "dogs")
+    if not dogs:
+        raise ValueError(f"no validation dog images in {validation_dir}/dogs")
+    return sorted(dogs, key=lambda path: path.name)[0]
+
+
+def first_conv_maps(model, image: np.ndarray) -> np.ndarray:
+    """The first Conv2D layer's output for one raw [0, 255] image: (H, W, filters)."""
+    import keras
+
+    layer = next((layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)), None)
+    if layer is None:
+        raise ValueError(f"the model {model.name} has no Conv2D layer")
+    # Everything up to that layer (the Rescaling included): the model's own view of the pixels.
+    submodel = keras.Model(model.inputs, layer.output)
+    return np.asarray(submodel.predict(image[np.newaxis], verbose=0))[0]
+
+
+def convolution_figures(image_path: Path, scratch_model_path: Path, image_size: int, output_dir: Path):
+    """``convolution_walkthrough.png`` and ``scratch_first_layer.png`` for one validation image."""
+    from PIL import Image
+
+    from stages.lib.predict import model_image_size, read_image
+    from stages.lib.training import load_model
+
+    with Image.open(image_path) as image:
+        gray = np.asarray(image.convert("L"), dtype=np.float64)
+    panels = plotting.convolution_walkthrough(gray)
+    title = f"Convolutions on {image_path.name}"
+    written = [plotting.save_figure(plotting.panels_figure(panels, title), output_dir / "convolution_walkthrough.png")]
+    model = load_model(scratch_model_path)
+    size = model_image_size(model, image_size)
+    pixels = read_image(image_path, size)
+    maps = first_conv_maps(model, pixels)
+    title = f"Scratch CNN first convolution layer: {maps.shape[-1]} feature maps of {image_path.name}"
+    written.append(plotting.save_figure(plotting.feature_maps_figure(pixels, maps, title), output_dir / "scratch_first_layer.png"))
+    return written
+
+
+def evaluation_figures(evaluate_dir: Path, metrics: dict, table: pd.DataFrame, output_dir: Path) -> list[Path]:
+    """``confusion_matrices.png`` and ``roc_curves.png`` from the evaluate stage's outputs."""
+    from stages.lib.metrics import confusion_counts
+
+    models = list(metrics)
+    matrices = {
+        model: confusion_counts(table["label"], (table[f"{model}_predicted"] == CLASS_LABELS[1]).astype(int))
+        for model in models
+    }
+    curves = {model: pd.read_csv(evaluate_dir / "roc" / f"{model}.csv") for model in models}
+    auc = {model: metrics[model].get("roc_auc") for model in models}
+    return [
+        plotting.save_figure(plotting.confusion_figure(matrices), output_dir / "confusion_matrices.png"),
+        plotting.save_figure(plotting.roc_figure(curves, auc), output_dir / "roc_curves.png"),
+    ]
+
+
+def ordered_models(metrics: dict) -> dict:
+    """Metrics by model in the pipeline's order (scratch, top, finetuned), then any others by name."""
+    order = {name: index for index, name in enumerate(MODEL_NAMES)}
+    return {name: metrics[name] for name in sorted(metrics, key=lambda name: (order.get(name, len(order)), name))}
+
+
+def build_reports(params: Params, raw_params: dict) -> list[Path]:
+    """Draw every figure into paths.figures (replaced whole) and write paths.summary."""
+    paths = params.paths
+    histories = {
+        "scratch": read_history(Path(paths.scratch_reports) / "history.csv", "train_scratch"),
+        "top": read_history(Path(paths.top_reports) / "history.csv", "train_top"),
+    }
+    finetune_history = Path(paths.finetune_reports) / "history.csv"
+    if finetune_history.is_file():
+        histories["finetune"] = pd.read_csv(finetune_history)
+    evaluate_dir = Path(paths.evaluate_reports)
+    metrics = ordered_models(read_json(evaluate_dir / "metrics.json", "evaluate"))
+    table = pd.read_csv(evaluate_dir / "predictions.csv")
+    validation_dir = Path(paths.validation)
+    figures_dir = Path(paths.figures)
+    with atomic_path(figures_dir) as temporary:
+        temporary.mkdir(parents=True)
+        written = history_figures(histories, temporary)
+        written += evaluation_figures(evaluate_dir, metrics, table, temporary)
+        written += gallery_figures(table, validation_dir, list(metrics), params.evaluate.worst_images, temporary)
+        written += convolution_figures(
+            first_validation_dog(validation_dir), Path(paths.scratch_model), params.common.image_size, temporary
+        )
+    figures = [figures_dir / path.name for path in written]
+    training = {}
+    for name, folder in (("scratch", paths.scratch_reports), ("top", paths.top_reports), ("finetuned", paths.finetune_reports)):
+        report = Path(folder) / "metrics.json"
+        training[name] = json.loads(report.read_text(encoding="utf-8")) if report.is_file() else {}
+    summary_dir = Path(paths.summary).parent
+    links = [Path(os.path.relpath(path, summary_dir)).as_posix() for path in figures]
+    text = render_summary(
+        metrics, training, read_json(paths.split_report, "split"), raw_params, best_model(metrics), links,
+        params.evaluate.clip,
+    )
+    write_text(paths.summary, text)
+    return figures
+
+
+def main() -> None:
+    """Load params, draw the figures and write the summary."""
+    params = load_params()
+    figures = build_reports(params, params.model_dump(mode="json"))
+    logger.info("wrote %d figures to %s and %s", len(figures), params.paths.figures, params.paths.summary)
+
+
+if __name__ == "__main__":
+    run_stage("reports", main)

@@ -1,0 +1,123 @@
+"""Tests for ``catsdogs predict``: table and CSV output, bad files, exit codes, model choice."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from stages.cli import EXIT_ERROR, EXIT_FILE_FAILED, EXIT_OK, main
+from stages.lib.synthetic import write_kaggle_test
+from tests.tiny_models import make_workspace
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory) -> Path:
+    """A tiny project folder (params, models) and a folder of 4 test images, one of them corrupt."""
+    root = make_workspace(tmp_path_factory.mktemp("cli"), with_test=False)
+    images = root / "images"
+    write_kaggle_test(images, 3, 32, seed=9)
+    (images / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    (images / "notes.txt").write_text("ignored: not an image suffix")
+    (root / "reports/evaluate").mkdir(parents=True)
+    metrics = {"scratch": {"log_loss": 0.6}, "top": {"log_loss": 0.9}, "finetuned": {"log_loss": 0.3}}
+    (root / "reports/evaluate/metrics.json").write_text(json.dumps(metrics))
+    return root
+
+
+def test_folder_with_a_corrupt_file_prints_the_others_and_exits_2(workspace, monkeypatch, capsys):
+    monkeypatch.chdir(workspace)
+    code = main(["predict", "images", "--model", "scratch"])
+    out, err = capsys.readouterr()
+    assert code == EXIT_FILE_FAILED == 2
+    lines = out.splitlines()
+    assert lines[0].split() == ["file", "label", "p_dog"]
+    assert [line.split()[0] for line in lines[1:]] == ["images/1.jpg", "images/2.jpg", "images/3.jpg"]
+    for line in lines[1:]:
+        _, label, probability = line.split()
+        assert label in ("cat", "dog")
+        assert (label == "dog") == (float(probability) >= 0.5)
+    assert "cannot read images/broken.jpg" in err
+    assert "1 of 4 files failed" in err
+
+
+def test_csv_output_and_exit_0_when_all_files_read(workspace, monkeypatch, capsys):
+    monkeypatch.chdir(workspace)
+    code = main(["predict", "images/2.jpg", "images/1.jpg", "--model", "models/scratch.keras", "--format", "csv"])
+    out, err = capsys.readouterr()
+    assert code == EXIT_OK
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert [row["file"] for row in rows] == ["images/2.jpg", "images/1.jpg"]  # the order given
+    assert all(0.005 <= float(row["p_dog"]) <= 0.995 for row in rows)
+    assert err == ""
+
+
+def test_named_model_and_path_agree(workspace, monkeypatch, capsys):
+    monkeypatch.chdir(workspace)
+    main(["predict", "images/1.jpg", "--model", "finetuned", "--format", "csv"])
+    by_name = capsys.readouterr().out
+    main(["predict", "images/1.jpg", "--model", "models/finetuned.keras", "--format", "csv"])
+    assert capsys.readouterr().out == by_name
+    main(["predict", "images/1.jpg", "--format", "csv"])  # best: finetuned has the lowest log loss
+    assert capsys.readouterr().out == by_name
+
+
+def test_missing_file_is_reported(workspace, monkeypatch, capsys):
+    monkeypatch.chdir(workspace)
+    code = main(["predict", "images/1.jpg", "images/nope.jpg", "--model", "scratch"])
+    out, err = capsys.readouterr()
+    assert code == EXIT_FILE_FAILED
+    assert "images/1.jpg" in out
+    assert "cannot read images/nope.jpg: no such file" in err
+
+
+def test_missing_model_is_a_one_line_error(workspace, monkeypatch, capsys):
+    monkeypatch.chdir(workspace)
+    code = main(["predict", "images/1.jpg", "--model", "models/absent.keras"])
+    out, err = capsys.readouterr()
+    assert code == EXIT_ERROR
+    assert out == ""
+    assert err.strip().splitlines() == ["catsdogs predict: error: model not found: models/absent.keras (run the stage that trains it: dvc repro)"]
+
+
+def test_best_without_metrics_says_what_to_do(tmp_path, workspace, monkeypatch, capsys):
+    shutil.copy(workspace / "params.yaml", tmp_path / "params.yaml")
+    monkeypatch.chdir(tmp_path)
+    code = main(["predict", str(workspace / "images/1.jpg")])
+    err = capsys.readouterr().err
+    assert code == EXIT_ERROR
+    assert "--model best needs reports/evaluate/metrics.json" in err
+
+
+def test_empty_folder_is_an_error(tmp_path, workspace, monkeypatch, capsys):
+    monkeypatch.chdir(workspace)
+    code = main(["predict", str(tmp_path), "--model", "scratch"])
+    assert code == EXIT_ERROR
+    assert "no image files" in capsys.readouterr().err
+
+
+def test_usage_errors_exit_2_from_argparse(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["predict", "x.jpg", "--format", "xml"])
+    assert exit_info.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def test_console_script_runs(workspace):
+    script = Path(sys.executable).parent / "catsdogs"
+    if not script.is_file():
+        pytest.skip("the catsdogs console script is not installed in this environment")
+    result = subprocess.run(
+        [str(script), "predict", "images", "--model", "scratch", "--format", "csv"],
+        cwd=workspace, capture_output=True, text=True,
+    )
+    assert result.returncode == 2
+    assert result.stdout.splitlines()[0] == "file,label,p_dog"
+    assert len(result.stdout.splitlines()) == 4
+    assert "broken.jpg" in result.stderr
