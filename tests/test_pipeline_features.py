@@ -1,0 +1,79 @@
+"""End to end: download -> split -> extract_features -> train_top -> finetune with `dvc repro`.
+
+A real pipeline in a temporary git + DVC repo on the synthetic source (32 px,
+random VGG16 weights, finetune.epochs 0): checks that each stage reruns only
+when its own inputs change; above all that a train_top param never reruns the
+feature extraction.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from tests.conftest import run, update_params
+
+
+def ran(output: str) -> set[str]:
+    """The stages a `dvc repro` output says it ran."""
+    return {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage '")}
+
+
+def changed(repo: Path) -> set[str]:
+    """The stages `dvc status` reports as changed, along the whole chain up to finetune."""
+    output = run(["dvc", "status", "--with-deps", "finetune"], repo).stdout
+    return {line[:-1] for line in output.splitlines() if line.endswith(":") and not line[0].isspace()}
+
+
+def locked(repo: Path, stage: str) -> dict:
+    """A stage's entry in dvc.lock (its deps, params and output hashes)."""
+    return yaml.safe_load((repo / "dvc.lock").read_text())["stages"][stage]
+
+
+@pytest.mark.slow
+def test_only_stages_whose_inputs_changed_rerun(dvc_repo: Path) -> None:
+    update_params(
+        dvc_repo,
+        {
+            "download": {"source": "synthetic", "synthetic": {"count": 10, "size": 32, "test_count": 2}},
+            "common": {"image_size": 32, "batch_size": 8},
+            "extract_features": {"weights": "none"},
+            "train_top": {"epochs": 2, "batch_size": 8, "units": [16], "dropouts": [0.2]},
+            "finetune": {"epochs": 0},
+        },
+    )
+    first = run(["dvc", "repro", "finetune"], dvc_repo)
+    assert ran(first.stdout) == {"download", "split", "extract_features", "train_top", "finetune"}
+    labels = np.load(dvc_repo / "features/train_labels.npy")
+    files = (dvc_repo / "features/train_files.txt").read_text().splitlines()
+    assert len(labels) == 16 and [name.startswith("dogs/") for name in files] == list(labels == 1)
+    assert np.load(dvc_repo / "features/train_features.npy").shape == (16, 1, 1, 512)
+    assert json.loads((dvc_repo / "reports/top/metrics.json").read_text())["epochs_run"] == 2
+    assert json.loads((dvc_repo / "reports/finetune/metrics.json").read_text())["skipped"] is True
+    assert (dvc_repo / "models/finetuned.keras").is_file()
+    assert changed(dvc_repo) == set()
+    features_lock = locked(dvc_repo, "extract_features")
+
+    # A train_top param: train_top (and finetune, which reads its model) rerun; extraction does not.
+    update_params(dvc_repo, {"train_top": {"epochs": 3}})
+    assert changed(dvc_repo) == {"train_top"}  # finetune's change (a new top.keras) shows once train_top ran
+    second = run(["dvc", "repro", "finetune"], dvc_repo)
+    assert ran(second.stdout) == {"train_top", "finetune"}
+    assert "Stage 'extract_features' didn't change, skipping" in second.stdout
+    assert json.loads((dvc_repo / "reports/top/metrics.json").read_text())["epochs_run"] == 3
+    assert locked(dvc_repo, "extract_features") == features_lock
+    assert locked(dvc_repo, "train_top")["params"]["params.yaml"]["train_top"]["epochs"] == 3
+
+    # A finetune param touches finetune only; mixed precision for extraction touches
+    # extract_features but not finetune's own params (finetune reads weights and preprocessing only).
+    update_params(dvc_repo, {"finetune": {"learning_rate": 0.001}})
+    assert changed(dvc_repo) == {"finetune"}
+    update_params(dvc_repo, {"finetune": {"learning_rate": 0.0001}})
+    update_params(dvc_repo, {"extract_features": {"mixed_precision": True}})
+    assert changed(dvc_repo) == {"extract_features"}
+    update_params(dvc_repo, {"extract_features": {"mixed_precision": False, "preprocessing": "rescale"}})
+    assert changed(dvc_repo) == {"extract_features", "finetune"}
