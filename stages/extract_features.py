@@ -39,7 +39,8 @@ def extract_features(
 ) -> dict:
     """Extract features for each split in ``split_dirs`` into ``output_dir`` (replaced atomically).
 
-    Returns the metadata written to ``output_dir/meta.json``.
+    Returns the metadata written to ``output_dir/meta.json``, plus ``extract_seconds`` per
+    split (returned, not written: timings would change the output's hash at every run).
     """
     listed = {split: list_labelled_images(directory) for split, directory in split_dirs.items()}
     policy = set_mixed_precision(mixed_precision)
@@ -55,6 +56,7 @@ def extract_features(
         "label_names": {str(i): name for i, name in enumerate(CLASS_NAMES)},
         "counts": {},  # no timings here: identical inputs give an identical features/ (DVC hash)
     }
+    extract_seconds = {}
     with atomic_path(output_dir) as temporary:
         temporary.mkdir(parents=True)
         for split, (paths, labels) in listed.items():
@@ -64,7 +66,7 @@ def extract_features(
             logger.info("%s: %d images from %s", split, len(paths), root)
             started = time.perf_counter()
             shape = feature_files.write_split(model, dataset, len(paths), temporary, split)
-            seconds = time.perf_counter() - started
+            seconds = extract_seconds[split] = time.perf_counter() - started
             feature_files.write_labels_and_files(temporary, split, labels, relative)
             meta["counts"][split] = {
                 "total": len(paths),
@@ -72,7 +74,7 @@ def extract_features(
             }
             logger.info("%s: features %s in %.1f s (%.1f images/s)", split, shape, seconds, len(paths) / seconds)
         (temporary / feature_files.META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-    return meta
+    return {**meta, "extract_seconds": extract_seconds}
 
 
 def main() -> None:
