@@ -1,0 +1,204 @@
+"""Stage train_scratch: the tutorial's small CNN, trained from scratch on paths.train.
+
+Reads the split's class folders, trains with SGD + time decay and the tutorial's
+augmentation (applied to training batches in tf.data, never inside the model),
+stops early on validation loss, and writes the best model (paths.scratch_model)
+and its reports (history.csv, live/, metrics.json under paths.scratch_reports).
+
+Bad input stops before any training with a ValueError: an empty or missing class
+folder (a single class), an image_size too small for the conv/pool stack, or an
+unreadable image. Images of any size are accepted: the pipeline resizes every
+image to common.image_size, so "the wrong size" means a size the architecture
+cannot take. A few files per class are decoded up front; should another file fail
+to decode during training, every file is checked and the broken ones are named.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from stages.lib import training
+from stages.lib.data import decode_and_resize, list_labelled_images, make_image_dataset
+from stages.lib.params import Params, load_params
+from stages.lib.scratch_model import (
+    apply_augmentation,
+    build_augmentation,
+    build_scratch_cnn,
+    check_image_size,
+    make_optimizer,
+)
+from stages.lib.seeding import seed_everything
+
+logger = logging.getLogger("train_scratch")
+
+CHECKED_PER_CLASS = 8  # files per class decoded before training (the split stage checked them all)
+
+
+def files_to_check(paths: list[Path], labels: np.ndarray, per_class: int) -> list[Path]:
+    """An evenly spaced sample of each class's files, first and last included."""
+    chosen = []
+    for label in np.unique(labels):
+        files = [p for p, y in zip(paths, labels) if y == label]
+        positions = np.unique(np.linspace(0, len(files) - 1, num=min(per_class, len(files))).round().astype(int))
+        chosen += [files[i] for i in positions]
+    return chosen
+
+
+def unreadable_images(paths: list[Path], image_size: int) -> list[Path]:
+    """The files among ``paths`` that TensorFlow's decoder (the pipeline's) cannot read."""
+    import tensorflow as tf
+
+    broken = []
+    for path in paths:
+        try:
+            decode_and_resize(str(path), image_size)
+        except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError):
+            broken.append(path)
+    return broken
+
+
+def check_readable(paths: list[Path], labels: np.ndarray, image_size: int) -> None:
+    """Decode a sample of each class's files; raise ValueError naming those that cannot be read."""
+    broken = unreadable_images(files_to_check(paths, labels, CHECKED_PER_CLASS), image_size)
+    if broken:
+        raise ValueError(f"cannot decode image(s): {', '.join(map(str, broken))} (remove them or rerun split)")
+
+
+def cache_bytes(count: int, image_size: int) -> int:
+    """RAM that caching ``count`` decoded float32 images of ``image_size`` squared takes."""
+    return count * image_size * image_size * 3 * 4
+
+
+def log_cache_size(count: int, image_size: int) -> None:
+    """Log the RAM the in-memory cache will take; warn when it is over half the machine's RAM."""
+    needed = cache_bytes(count, image_size)
+    logger.info("cache: memory, %.1f MB for %d decoded images", needed / 1e6, count)
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not available on every OS
+        return
+    if needed > total / 2:
+        logger.warning(
+            "the image cache needs %.1f GB of %.1f GB RAM: set train_scratch.cache: none if memory runs out",
+            needed / 1e9, total / 1e9,
+        )
+
+
+def make_datasets(train, validation, params: Params, per_batch_augment=None):
+    """The training (shuffled, augmented) and validation tf.data pipelines."""
+    common, section = params.common, params.train_scratch
+    cache = section.cache == "memory"
+    if cache:
+        log_cache_size(len(train[0]) + len(validation[0]), common.image_size)
+    train_dataset = make_image_dataset(
+        *train, common.image_size, common.batch_size, shuffle=True, seed=common.seed, cache=cache,
+        augment=per_batch_augment,
+    )
+    validation_dataset = make_image_dataset(*validation, common.image_size, common.batch_size, cache=cache)
+    return train_dataset, validation_dataset
+
+
+def build_and_compile(params: Params):
+    """The scratch CNN with its optimizer, loss and accuracy, built for common.image_size."""
+    common, section = params.common, params.train_scratch
+    model = build_scratch_cnn(
+        (common.image_size, common.image_size, 3), section.filters, section.dense_units,
+        section.conv_dropout, section.dense_dropout,
+    )
+    optimizer = make_optimizer(section.learning_rate, section.momentum, section.decay, section.epochs)
+    model.compile(optimizer=optimizer, loss="binary_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def fit(model, train_dataset, validation_dataset, params: Params) -> dict[str, list[float]]:
+    """Train with early stopping on val_loss; return the Keras history."""
+    import keras
+
+    section = params.train_scratch
+    early_stopping = keras.callbacks.EarlyStopping(
+        monitor="val_loss", patience=section.patience, restore_best_weights=section.restore_best_weights,
+        verbose=1,
+    )
+    history = model.fit(
+        train_dataset, validation_data=validation_dataset, epochs=section.epochs,
+        callbacks=[early_stopping], verbose=training.fit_verbosity(),
+    )
+    return history.history
+
+
+def train_scratch(params: Params) -> dict:
+    """Check the inputs, train the scratch CNN, save it and its reports; return the metrics."""
+    common, section, paths = params.common, params.train_scratch, params.paths
+    check_image_size(common.image_size, len(section.filters))
+    train = list_labelled_images(paths.train)  # raises for a missing or empty class folder
+    validation = list_labelled_images(paths.validation)
+    logger.info("images: %d train, %d validation", len(train[0]), len(validation[0]))
+
+    import keras  # noqa: F401  (imported before seeding, so seed_everything seeds Keras too)
+    import tensorflow as tf
+    # The strategy comes before any TensorFlow op: multi-worker collectives must be set up first.
+    strategy = training.select_strategy(section.strategy)
+    check_readable(*train, common.image_size)
+    check_readable(*validation, common.image_size)
+
+    seed_everything(common.seed, common.deterministic)
+    policy = training.set_mixed_precision(section.mixed_precision)
+    augmentation = build_augmentation(**section.augmentation.model_dump(), seed=common.seed)
+    with strategy.scope():
+        model = build_and_compile(params)
+    logger.info("model: %d parameters, dtype policy %s", model.count_params(), policy)
+
+    started = time.perf_counter()
+    try:
+        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            from stages.lib.multiworker import fit_multiworker
+
+            history = fit_multiworker(model, strategy, augmentation, train, validation, params)
+        else:
+            train_dataset, validation_dataset = make_datasets(
+                train, validation, params,
+                (lambda images, labels: apply_augmentation(augmentation, images, labels)) if augmentation else None,
+            )
+            history = fit(model, train_dataset, validation_dataset, params)
+    except tf.errors.InvalidArgumentError as error:
+        broken = unreadable_images(train[0] + validation[0], common.image_size)
+        if not broken:
+            raise
+        raise ValueError(f"cannot decode image(s): {', '.join(map(str, broken))} (remove them or rerun split)") from error
+    seconds = time.perf_counter() - started
+
+    summary = training.summarize_history(history)
+    summary.update(
+        training_seconds=round(seconds, 2),
+        seconds_per_epoch=round(seconds / summary["epochs_run"], 3),
+        images_per_second=round(len(train[0]) * summary["epochs_run"] / seconds, 2),
+        train_count=len(train[0]),
+        validation_count=len(validation[0]),
+        parameters=model.count_params(),
+        replicas=strategy.num_replicas_in_sync,
+    )
+    logger.info(
+        "validation accuracy %.4f (best epoch %d of %d), %.1f training images/s",
+        summary["best_val_accuracy"], summary["best_epoch"], summary["epochs_run"], summary["images_per_second"],
+    )
+    if strategy.extended.should_checkpoint:  # only the chief worker writes (every process when not multi-worker)
+        training.save_model(model, paths.scratch_model)  # first: a failed save leaves no fresh reports behind
+        training.write_training_reports(paths.scratch_reports, history, summary)
+        logger.info("wrote %s and %s", paths.scratch_model, paths.scratch_reports)
+    return summary
+
+
+def main() -> None:
+    """Load params.yaml and run the stage."""
+    train_scratch(load_params())
+
+
+if __name__ == "__main__":
+    from stages.lib.cli import run_stage
+
+    run_stage("train_scratch", main)
