@@ -38,6 +38,7 @@ logger = logging.getLogger("evaluate")
 METRICS_FILE = "metrics.json"
 PREDICTIONS_FILE = "predictions.csv"
 ROC_FOLDER = "roc"
+METRIC_DECIMALS = 6
 
 
 def validation_images(directory: str | Path) -> tuple[list[Path], list[str], np.ndarray]:
@@ -92,12 +93,12 @@ def predictions_table(names: list[str], labels, probabilities: dict[str, np.ndar
     return table
 
 
-def _finite_or_none(value):
-    """JSON has no NaN: undefined metrics (ROC AUC with one class) become null."""
+def _for_json(value):
+    """Floats rounded to 6 decimals (no last-bit noise in ``dvc metrics diff``); NaN (undefined) to null."""
     if isinstance(value, dict):
-        return {key: _finite_or_none(item) for key, item in value.items()}
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
+        return {key: _for_json(item) for key, item in value.items()}
+    if isinstance(value, float):
+        return round(value, METRIC_DECIMALS) if math.isfinite(value) else None
     return value
 
 
@@ -117,7 +118,7 @@ def evaluate(params: Params) -> tuple[dict, pd.DataFrame, dict]:
     metrics = {}
     roc = {}
     for name, values in probabilities.items():
-        metrics[name] = _finite_or_none(classification_metrics(labels, values, section.threshold))
+        metrics[name] = _for_json(classification_metrics(labels, values, section.threshold))
         roc[name] = roc_points(labels, values)
         logger.info(
             "%s: accuracy %.4f, log loss %.4f, ROC AUC %s", name, metrics[name]["accuracy"],
