@@ -6,8 +6,8 @@ Figures, each deterministic for the same inputs (same bytes):
   scratch CNN and the VGG16 top classifier (and the fine-tuning, when it trained),
   from reports/<model>/history.csv;
 - validation confusion matrices and ROC curves of every evaluated model, and a
-  gallery of each model's worst misclassified validation images (from
-  reports/evaluate/);
+  gallery of the best model's worst misclassified validation images with their
+  P(dog) (from reports/evaluate/);
 - the tutorial's convolution walk-through (box blurs, Sobel, gradient magnitude)
   on the first validation dog, and the scratch CNN's first convolution layer's
   feature maps for that image.
@@ -39,7 +39,7 @@ HISTORY_TITLES = {
     "top": "VGG16 top classifier",
     "finetune": "VGG16 fine-tuning",
 }
-THUMBNAIL = 128  # gallery images are shown at most this many pixels wide
+THUMBNAIL = 96  # gallery images are shown at most this many pixels wide (PNG size)
 
 
 def read_json(path: str | Path, produced_by: str) -> dict:
@@ -89,19 +89,21 @@ def worst_misclassified(table: pd.DataFrame, model: str, count: int) -> pd.DataF
     return wrong.sort_values(["loss", "file"], ascending=[False, True], kind="mergesort").head(count)
 
 
-def gallery_figures(table: pd.DataFrame, validation_dir: Path, models: list[str], count: int, output_dir: Path):
-    """``worst_<model>.png``: each model's worst misclassified validation images with P(dog)."""
-    written = []
-    for model in models:
-        worst = worst_misclassified(table, model, count)
-        images = [load_thumbnail(validation_dir / name) for name in worst["file"]]
-        captions = [
-            f"{Path(name).name}\nactual {actual}, P(dog)={p:.3f}"
-            for name, actual, p in zip(worst["file"], worst["actual"], worst[f"p_{model}"])
-        ]
-        title = f"{model}: worst misclassified validation images ({len(worst)} shown)"
-        written.append(plotting.save_figure(plotting.gallery_figure(images, captions, title), output_dir / f"worst_{model}.png"))
-    return written
+def gallery_figure_file(table: pd.DataFrame, validation_dir: Path, model: str, count: int, output_dir: Path) -> Path:
+    """``worst_misclassified.png``: the model's worst misclassified validation images with P(dog).
+
+    One gallery, for the best model (the one the submission uses): photo grids are
+    the heaviest PNGs, and they are committed to git (predictions.csv holds every
+    model's scores for other error analyses).
+    """
+    worst = worst_misclassified(table, model, count)
+    images = [load_thumbnail(validation_dir / name) for name in worst["file"]]
+    captions = [
+        f"{Path(name).name}\nactual {actual}, P(dog)={p:.3f}"
+        for name, actual, p in zip(worst["file"], worst["actual"], worst[f"p_{model}"])
+    ]
+    title = f"{model} (best model): worst misclassified validation images ({len(worst)} shown)"
+    return plotting.save_figure(plotting.gallery_figure(images, captions, title), output_dir / "worst_misclassified.png")
 
 
 def first_validation_dog(validation_dir: str | Path) -> Path:
@@ -187,7 +189,9 @@ def build_reports(params: Params, raw_params: dict) -> list[Path]:
         temporary.mkdir(parents=True)
         written = history_figures(histories, temporary)
         written += evaluation_figures(evaluate_dir, metrics, table, temporary)
-        written += gallery_figures(table, validation_dir, list(metrics), params.evaluate.worst_images, temporary)
+        written.append(
+            gallery_figure_file(table, validation_dir, best_model(metrics), params.evaluate.worst_images, temporary)
+        )
         written += convolution_figures(
             first_validation_dog(validation_dir), Path(paths.scratch_model), params.common.image_size, temporary
         )

@@ -22,9 +22,7 @@ EXPECTED_FIGURES = {
     "finetune_accuracy.png",
     "confusion_matrices.png",
     "roc_curves.png",
-    "worst_scratch.png",
-    "worst_top.png",
-    "worst_finetuned.png",
+    "worst_misclassified.png",
     "convolution_walkthrough.png",
     "scratch_first_layer.png",
 }
@@ -167,3 +165,29 @@ def test_first_conv_maps_come_from_the_first_convolution():
     patch = image[9:12, 9:12, :] / 255.0
     expected = np.maximum(np.einsum("ijc,ijcf->f", patch, kernel) + bias, 0)
     assert np.allclose(maps[10, 10], expected, atol=1e-5)
+
+
+def test_gallery_without_mistakes_still_renders(tmp_path):
+    from stages.reports import gallery_figure_file
+
+    table = pd.DataFrame(
+        {"file": ["cats/a.jpg"], "label": [0], "actual": ["cat"], "p_m": [0.1], "m_predicted": ["cat"]}
+    )
+    path = gallery_figure_file(table, tmp_path, "m", 4, tmp_path)
+    with Image.open(path) as image:
+        assert image.format == "PNG"
+
+
+def test_summary_says_when_fine_tuning_was_skipped():
+    from stages.lib.summary import render_summary
+
+    values = {
+        "accuracy": 0.9, "log_loss": 0.25, "roc_auc": 0.95,
+        "precision": {"cat": 0.9, "dog": 0.9}, "recall": {"cat": 0.9, "dog": 0.9},
+    }
+    text = render_summary(
+        {"top": values, "finetuned": values}, {"finetuned": {"skipped": True, "epochs_run": 0}},
+        {"validation": {"total": 10}}, {"common": {"seed": 1}}, "top", [], 0.005,
+    )
+    assert "| VGG16 + top classifier on images (fine-tuning skipped: finetune.epochs 0) | 90.0% | - | 0.2500 |" in text
+    assert "| VGG16 bottleneck + top classifier | 90.0% | 90.7% |" in text

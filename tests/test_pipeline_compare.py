@@ -72,7 +72,7 @@ def test_whole_pipeline_then_experiment_then_metrics_and_plots_diff(dvc_repo: Pa
     figures = sorted(path.name for path in (repo / "reports/figures").iterdir())
     assert {"scratch_loss.png", "scratch_accuracy.png", "top_loss.png", "top_accuracy.png",
             "confusion_matrices.png", "roc_curves.png", "convolution_walkthrough.png",
-            "scratch_first_layer.png", "worst_scratch.png", "worst_top.png", "worst_finetuned.png"} == set(figures)
+            "scratch_first_layer.png", "worst_misclassified.png"} == set(figures)
     for name in figures:
         with Image.open(repo / "reports/figures" / name) as image:
             assert image.format == "PNG"

@@ -76,10 +76,12 @@ def confusion_figure(matrices: dict[str, np.ndarray], class_names=("cat", "dog")
 def roc_figure(curves: dict[str, pd.DataFrame], auc: dict[str, float | None]):
     """ROC curves (fpr, tpr) of every model on one axes, with their AUC in the legend."""
     figure, axes = plt.subplots(figsize=(5.2, 5.0))
-    for name, curve in curves.items():
+    # Line styles differ too: identical models (finetuned with finetune.epochs 0 is top) overlap exactly.
+    styles = ("-", "--", ":", "-.")
+    for index, (name, curve) in enumerate(curves.items()):
         value = auc.get(name)
         label = f"{name} (AUC {value:.3f})" if value is not None else name
-        axes.plot(curve["fpr"], curve["tpr"], label=label)
+        axes.plot(curve["fpr"], curve["tpr"], linestyle=styles[index % len(styles)], linewidth=1.8, label=label)
     axes.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1, label="chance")
     axes.set_xlim(0, 1)
     axes.set_ylim(0, 1.01)
@@ -102,7 +104,7 @@ def gallery_figure(images: list[np.ndarray], captions: list[str], title: str, co
         return figure
     columns = min(columns, len(images))
     rows = -(-len(images) // columns)
-    figure, grid = plt.subplots(rows, columns, figsize=(max(2.6 * columns, 6.0), 2.9 * rows), squeeze=False)
+    figure, grid = plt.subplots(rows, columns, figsize=(max(2.0 * columns, 6.0), 2.35 * rows), squeeze=False)
     for axes in grid.flat:
         axes.axis("off")
     for axes, image, caption in zip(grid.flat, images, captions):

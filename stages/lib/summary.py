@@ -12,7 +12,7 @@ TUTORIAL_ACCURACY = {"scratch": 0.894, "top": 0.907}
 MODEL_TITLES = {
     "scratch": "Scratch CNN",
     "top": "VGG16 bottleneck + top classifier",
-    "finetuned": "VGG16 fine-tuned (block 5 + top)",
+    "finetuned": "VGG16 fine-tuned with the top classifier",
 }
 # The params sections (or single keys) that produce the models and these reports.
 SUMMARY_PARAMS = (
@@ -47,7 +47,7 @@ def model_table(metrics: dict, training: dict[str, dict]) -> list[str]:
         title = MODEL_TITLES.get(name, name)
         run = training.get(name, {})
         if run.get("skipped"):
-            title += " (fine-tuning skipped: finetune.epochs 0)"
+            title = "VGG16 + top classifier on images (fine-tuning skipped: finetune.epochs 0)"
         tutorial = TUTORIAL_ACCURACY.get(name)
         precision, recall = values["precision"], values["recall"]
         lines.append(
