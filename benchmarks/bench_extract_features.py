@@ -18,6 +18,7 @@ On a shared CPU timings are noisy: run twice and compare.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -98,7 +99,8 @@ def downstream(features_dir: Path, epochs: int, seed: int) -> dict:
     from stages.train_top import load_features, train_top_classifier
 
     loaded, _ = load_features(features_dir)
-    _, history = train_top_classifier(loaded, TrainTopParams(epochs=epochs), seed)
+    with contextlib.redirect_stdout(sys.stderr):  # Keras's epoch lines: stdout stays the JSON report
+        _, history = train_top_classifier(loaded, TrainTopParams(epochs=epochs), seed)
     return {"final_val_accuracy": history["val_accuracy"][-1], "final_val_loss": history["val_loss"][-1]}
 
 
