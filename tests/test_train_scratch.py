@@ -13,7 +13,7 @@ import yaml
 
 from stages.lib.params import validate_params
 from stages.lib.synthetic import write_split_layout
-from tests.conftest import ROOT, run, update_params
+from tests.conftest import run, update_params
 
 SIZE = 32  # tiny images keep every run to seconds on two CPU cores
 # Small but learnable: 40 images per class to train, 20 to validate, batch 8 (10 steps an epoch).
@@ -260,8 +260,18 @@ def test_dvc_repro_runs_the_stage(dvc_repo):
     assert "train_scratch" in (dvc_repo / "dvc.lock").read_text()
 
 
-def test_params_defaults_are_the_tutorials():
-    section = yaml.safe_load((ROOT / "params.yaml").read_text())["train_scratch"]
-    assert section["learning_rate"] == 0.01 and section["momentum"] == 0.9 and section["decay"] is None
-    assert section["filters"] == [32, 32, 64] and section["dense_units"] == 64
-    assert section["patience"] == 2 and section["epochs"] == 50
+@pytest.mark.slow
+def test_deterministic_runs_are_bit_identical_across_processes(tmp_path):
+    from stages.lib.training import load_model
+
+    make_data(tmp_path, train_count=8, validation_count=4)
+    for run_name in ("first", "second"):
+        write_params(tmp_path, {
+            "common": {"image_size": SIZE, "batch_size": 4, "deterministic": True},
+            "train_scratch": {"epochs": 2},
+            "paths": {"scratch_model": f"models/{run_name}.keras", "scratch_reports": f"reports/{run_name}"},
+        })
+        run(["python", "-m", "stages.train_scratch"], cwd=tmp_path)
+    first, second = (load_model(tmp_path / f"models/{name}.keras").get_weights() for name in ("first", "second"))
+    assert all(np.array_equal(a, b) for a, b in zip(first, second))
+    assert (tmp_path / "reports/first/history.csv").read_text() == (tmp_path / "reports/second/history.csv").read_text()
