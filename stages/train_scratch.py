@@ -127,6 +127,7 @@ def fit(model, train_dataset, validation_dataset, params: Params) -> dict[str, l
     history = model.fit(
         train_dataset, validation_data=validation_dataset, epochs=section.epochs,
         callbacks=[early_stopping], verbose=training.fit_verbosity(),
+        shuffle=False,  # the tf.data pipeline shuffles (seeded); fit cannot shuffle a dataset
     )
     return history.history
 
