@@ -66,7 +66,12 @@ def check_readable(paths: list[Path], labels: np.ndarray, image_size: int) -> No
     """Decode a sample of each class's files; raise ValueError naming those that cannot be read."""
     broken = unreadable_images(files_to_check(paths, labels, CHECKED_PER_CLASS), image_size)
     if broken:
-        raise ValueError(f"cannot decode image(s): {', '.join(map(str, broken))} (remove them or rerun split)")
+        raise unreadable_error(broken)
+
+
+def unreadable_error(broken: list[Path]) -> ValueError:
+    """The error that names the files TensorFlow cannot decode."""
+    return ValueError(f"cannot decode image(s): {', '.join(map(str, broken))} (remove them or rerun split)")
 
 
 def cache_bytes(count: int, image_size: int) -> int:
@@ -142,6 +147,7 @@ def train_scratch(params: Params) -> dict:
 
     import keras  # noqa: F401  (imported before seeding, so seed_everything seeds Keras too)
     import tensorflow as tf
+
     # The strategy comes before any TensorFlow op: multi-worker collectives must be set up first.
     strategy = training.select_strategy(section.strategy)
     check_readable(*train, common.image_size)
@@ -170,7 +176,7 @@ def train_scratch(params: Params) -> dict:
         broken = unreadable_images(train[0] + validation[0], common.image_size)
         if not broken:
             raise
-        raise ValueError(f"cannot decode image(s): {', '.join(map(str, broken))} (remove them or rerun split)") from error
+        raise unreadable_error(broken) from error
     seconds = time.perf_counter() - started
 
     summary = training.summarize_history(history)
