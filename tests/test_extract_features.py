@@ -91,6 +91,39 @@ def test_unbalanced_split_rows_labels_and_files_agree(tmp_path, monkeypatch):
     assert sorted(p.name for p in project.iterdir()) == ["data", "features", "params.yaml"]
 
 
+BOUNDED_MEMORY_CHILD = """
+import re, sys
+import numpy as np
+from stages.lib import features
+
+def peak_mib():
+    return int(re.search(r"VmHWM:\\s+(\\d+)", open("/proc/self/status").read()).group(1)) / 1024
+
+class Constant:  # stands in for VGG16: 4 x 4 x 512 float32 rows (32 KiB each)
+    output_shape = (None, 4, 4, 512)
+    def predict_on_batch(self, batch):
+        return np.full((len(batch), 4, 4, 512), 0.5, np.float32)
+
+rows = 8000  # a 250 MiB features file
+batches = (np.zeros((32, 1), np.float32) for _ in range(rows // 32))
+before = peak_mib()
+features.write_split(Constant(), batches, rows, sys.argv[1], "train")
+print(peak_mib() - before)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads the peak RSS from /proc")
+def test_writing_features_keeps_memory_bounded(tmp_path):
+    """A 250 MiB feature file is written with far less than 250 MiB of extra peak resident memory."""
+    result = run([sys.executable, "-c", BOUNDED_MEMORY_CHILD, str(tmp_path)], ROOT)
+    growth_mib = float(result.stdout.strip().splitlines()[-1])
+    written = np.load(tmp_path / "train_features.npy", mmap_mode="r")
+    assert written.shape == (8000, 4, 4, 512) and float(written[-1, -1, -1, -1]) == 0.5
+    # Re-mapping every 64 MiB (features.REMAP_BYTES) bounds the mapped, resident part;
+    # holding the rows in RAM, or one map for the whole file, would add >= 250 MiB.
+    assert growth_mib < 128
+
+
 def test_weights_none_is_reproducible_and_seeded(tmp_path):
     write_split_layout(tmp_path / "train", 2, SIZE, seed=1)
     dirs = {"train": tmp_path / "train"}
