@@ -184,7 +184,7 @@ class FinetuneParams(Section):
     momentum: Annotated[float, Field(ge=0, lt=1)] = 0.9
     trainable_from: str = "block5_conv1"  # layers from here on are trained
     patience: NonNegativeInt = 3
-    mixed_precision: bool = False  # bfloat16 on CPU (about 2x faster), float16 on GPU
+    mixed_precision: bool = False  # bfloat16 on CPU (faster only with AVX512-BF16/AMX), float16 on GPU
 
 
 class EvaluateParams(Section):
