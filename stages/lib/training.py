@@ -151,7 +151,8 @@ def write_training_reports(reports_dir: str | Path, history: dict[str, list[floa
                     name = ("eval/" if column.startswith("val_") else "train/") + column.removeprefix("val_")
                     live.log_metric(name, row[column])
                 live.next_step()
-    write_json(reports_dir / "metrics.json", summary)
+    # Rounded: last-bit noise should not show up in `dvc metrics diff`.
+    write_json(reports_dir / "metrics.json", {k: round(v, 6) if isinstance(v, float) else v for k, v in summary.items()})
 
 
 def clear_directory(path: str | Path) -> None:
