@@ -96,6 +96,7 @@ def finetune(model, params: Params, train, validation) -> tuple[dict, dict]:
         validation_data=validation_data,
         epochs=section.epochs,
         callbacks=[stopping],
+        shuffle=False,  # the tf.data pipeline shuffles (seeded); fit cannot shuffle a dataset
         verbose=fit_verbosity(),
     )
     extra = {"initial_val_loss": float(initial["loss"]), "initial_val_accuracy": float(initial["accuracy"])}
