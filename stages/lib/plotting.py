@@ -15,6 +15,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
@@ -46,6 +47,8 @@ def history_figure(history: pd.DataFrame, metric: str, title: str):
     axes.plot(history["epoch"], history[metric], marker="o", label=f"training {metric}")
     axes.plot(history["epoch"], history[f"val_{metric}"], marker="o", label=f"validation {metric}")
     axes.set_xlabel("epoch")
+    axes.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))  # whole epochs only
+    axes.ticklabel_format(axis="y", useOffset=False)  # flat curves read as values, not "1e-6 + 0.6931"
     axes.set_ylabel(metric)
     axes.set_title(title)
     axes.grid(True, alpha=0.3)
