@@ -47,7 +47,10 @@ def history_figure(history: pd.DataFrame, metric: str, title: str):
     axes.plot(history["epoch"], history[metric], marker="o", label=f"training {metric}")
     axes.plot(history["epoch"], history[f"val_{metric}"], marker="o", label=f"validation {metric}")
     axes.set_xlabel("epoch")
-    axes.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))  # whole epochs only
+    if len(history) <= 20:
+        axes.set_xticks(history["epoch"])  # whole epochs only, also for a one-epoch run
+    else:
+        axes.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     axes.ticklabel_format(axis="y", useOffset=False)  # flat curves read as values, not "1e-6 + 0.6931"
     axes.set_ylabel(metric)
     axes.set_title(title)
