@@ -19,7 +19,6 @@ pipeline every model exists).
 from __future__ import annotations
 
 import logging
-import math
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +27,7 @@ import pandas as pd
 from stages.lib import features as feature_files
 from stages.lib.cli import run_stage
 from stages.lib.data import list_labelled_images
-from stages.lib.io import atomic_path, write_json, write_text
+from stages.lib.io import atomic_path, metrics_for_json, write_json, write_text
 from stages.lib.metrics import CLASS_LABELS, classification_metrics, clip_probabilities, roc_points
 from stages.lib.params import Params, load_params
 from stages.lib.predict import MODEL_NAMES, model_image_size, model_paths, predict_array, predict_dataset
@@ -38,7 +37,6 @@ logger = logging.getLogger("evaluate")
 METRICS_FILE = "metrics.json"
 PREDICTIONS_FILE = "predictions.csv"
 ROC_FOLDER = "roc"
-METRIC_DECIMALS = 6
 
 
 def validation_images(directory: str | Path) -> tuple[list[Path], list[str], np.ndarray]:
@@ -93,15 +91,6 @@ def predictions_table(names: list[str], labels, probabilities: dict[str, np.ndar
     return table
 
 
-def _for_json(value):
-    """Floats rounded to 6 decimals (no last-bit noise in ``dvc metrics diff``); NaN (undefined) to null."""
-    if isinstance(value, dict):
-        return {key: _for_json(item) for key, item in value.items()}
-    if isinstance(value, float):
-        return round(value, METRIC_DECIMALS) if math.isfinite(value) else None
-    return value
-
-
 def evaluate(params: Params) -> tuple[dict, pd.DataFrame, dict]:
     """Predict and score every present model; returns (metrics by model, predictions table, ROC points)."""
     section = params.evaluate
@@ -118,7 +107,7 @@ def evaluate(params: Params) -> tuple[dict, pd.DataFrame, dict]:
     metrics = {}
     roc = {}
     for name, values in probabilities.items():
-        metrics[name] = _for_json(classification_metrics(labels, values, section.threshold))
+        metrics[name] = metrics_for_json(classification_metrics(labels, values, section.threshold))
         roc[name] = roc_points(labels, values)
         logger.info(
             "%s: accuracy %.4f, log loss %.4f, ROC AUC %s", name, metrics[name]["accuracy"],

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -62,6 +63,19 @@ def write_text(target: str | Path, text: str) -> None:
     """Write a text file atomically."""
     with atomic_path(target) as temporary:
         temporary.write_text(text, encoding="utf-8")
+
+
+METRIC_DECIMALS = 6
+
+
+def metrics_for_json(value):
+    """Metrics ready for a metrics file: floats rounded to 6 decimals (no last-bit noise in
+    ``dvc metrics diff``), NaN and infinities (undefined) as null, nested mappings alike."""
+    if isinstance(value, dict):
+        return {key: metrics_for_json(item) for key, item in value.items()}
+    if isinstance(value, float):
+        return round(value, METRIC_DECIMALS) if math.isfinite(value) else None
+    return value
 
 
 def write_json(target: str | Path, data: object) -> None:

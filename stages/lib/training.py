@@ -18,7 +18,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from stages.lib.io import atomic_path, write_json, write_text
+from stages.lib.io import atomic_path, metrics_for_json, write_json, write_text
 
 logger = logging.getLogger(__name__)
 
@@ -151,8 +151,7 @@ def write_training_reports(reports_dir: str | Path, history: dict[str, list[floa
                     name = ("eval/" if column.startswith("val_") else "train/") + column.removeprefix("val_")
                     live.log_metric(name, row[column])
                 live.next_step()
-    # Rounded: last-bit noise should not show up in `dvc metrics diff`.
-    write_json(reports_dir / "metrics.json", {k: round(v, 6) if isinstance(v, float) else v for k, v in summary.items()})
+    write_json(reports_dir / "metrics.json", metrics_for_json(summary))
 
 
 def clear_directory(path: str | Path) -> None:
