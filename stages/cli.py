@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import json
 import logging
 import os
 import sys
@@ -59,15 +58,14 @@ def resolve_model_name(name: str, params) -> str:
     """``best`` becomes the model with the lowest validation log loss; other names pass through."""
     if name != "best":
         return name
-    from stages.lib.metrics import best_model
+    from stages.lib.metrics import best_model_in
 
     metrics_file = Path(params.paths.evaluate_reports) / "metrics.json"
-    if not metrics_file.is_file():
-        raise ValueError(
-            f"--model best needs {metrics_file} (run the pipeline: dvc repro), or name a model: "
-            "--model scratch|top|finetuned|PATH"
-        )
-    return best_model(json.loads(metrics_file.read_text(encoding="utf-8")))
+    return best_model_in(
+        metrics_file,
+        f"--model best needs {metrics_file} (run the pipeline: dvc repro), or name a model: "
+        "--model scratch|top|finetuned|PATH",
+    )
 
 
 def format_results(results, threshold: float, output_format: str) -> str:

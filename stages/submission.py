@@ -13,14 +13,13 @@ needs a row for every id) and a warning.
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
 from stages.lib.cli import run_stage
 from stages.lib.data import list_images
 from stages.lib.io import write_text
-from stages.lib.metrics import best_model
+from stages.lib.metrics import best_model_in
 from stages.lib.params import Params, load_params
 from stages.lib.predict import load_image_model, model_image_size, predict_files
 
@@ -46,10 +45,7 @@ def list_test_images(directory: str | Path) -> list[tuple[int, Path]]:
 
 def choose_model(metrics_file: str | Path) -> str:
     """The best model by validation log loss in the evaluate stage's metrics."""
-    metrics_file = Path(metrics_file)
-    if not metrics_file.is_file():
-        raise ValueError(f"{metrics_file} not found (written by the evaluate stage: dvc repro)")
-    return best_model(json.loads(metrics_file.read_text(encoding="utf-8")))
+    return best_model_in(metrics_file, f"{metrics_file} not found (written by the evaluate stage: dvc repro)")
 
 
 def format_submission(rows: list[tuple[int, float]]) -> str:

@@ -7,6 +7,9 @@ loss punishes a confident mistake without bound; clipping caps that cost).
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 
 CLASS_LABELS = ("cat", "dog")  # index = label
@@ -93,6 +96,14 @@ def roc_points(labels, probabilities) -> list[dict[str, float]]:
         {"fpr": round(float(f), 6), "tpr": round(float(t), 6), "threshold": round(float(h), 6)}
         for f, t, h in zip(fpr, tpr, thresholds)
     ]
+
+
+def best_model_in(metrics_file: str | Path, missing: str) -> str:
+    """The best model in the evaluate stage's metrics file; ValueError(``missing``) when there is none."""
+    metrics_file = Path(metrics_file)
+    if not metrics_file.is_file():
+        raise ValueError(missing)
+    return best_model(json.loads(metrics_file.read_text(encoding="utf-8")))
 
 
 def best_model(metrics_by_model: dict[str, dict]) -> str:
