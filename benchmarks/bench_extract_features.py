@@ -39,7 +39,7 @@ def worker(args: argparse.Namespace) -> None:
     from stages.extract_features import extract_features
     from stages.lib.seeding import seed_everything
 
-    seed_everything(args.seed)
+    seed_everything(args.seed, deterministic=False)
     started = time.perf_counter()
     meta = extract_features(
         {split: Path(args.data) / split for split in ("train", "validation")},

@@ -51,14 +51,12 @@ def image_data_generator(directory: Path, image_size: int, batch_size: int, seed
 def tf_data_pipeline(directory: Path, image_size: int, batch_size: int, seed: int, cache: bool, augment=True):
     """train_scratch's training pipeline: parallel decode/resize, shuffle, batch, augment, prefetch."""
     from stages.lib.data import list_labelled_images, make_image_dataset
-    from stages.lib.scratch_model import apply_augmentation, build_augmentation
+    from stages.lib.augmentation import batch_augmentation
 
     paths, labels = list_labelled_images(directory)
-    augmentation = build_augmentation(0.2, 0.2, True, seed=seed)
     dataset = make_image_dataset(
         paths, labels, image_size, batch_size, shuffle=True, seed=seed, cache=cache,
-        augment=(lambda images, batch_labels: apply_augmentation(augmentation, images, batch_labels))
-        if augment else None,
+        augment=batch_augmentation(0.2, 0.2, True, seed=seed) if augment else None,
     )
     return dataset.repeat()
 

@@ -11,14 +11,14 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import logging
-import os
 import sys
 from pathlib import Path
 
-EXIT_OK = 0
-EXIT_ERROR = 1
+from stages.lib.runner import EXIT_ERROR, EXIT_OK  # noqa: F401  (exit codes the command documents)
+
 EXIT_FILE_FAILED = 2
+# Earlier spellings of model names that users may have scripted: --model finetuned still works.
+MODEL_ALIASES = {"finetuned": "finetune"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument(
         "--model",
         default="best",
-        help="best (lowest validation log loss, from the evaluate stage), scratch, top, finetuned, "
+        help="best (lowest validation log loss, from the evaluate stage), scratch, top, finetune, "
         "or the path of a .keras model (default: best)",
     )
     predict.add_argument("--format", choices=("table", "csv"), default="table", help="output format (default: table)")
@@ -54,23 +54,25 @@ def load_settings(params_file: str):
     return load_params(params_file)
 
 
-def resolve_model_name(name: str, params) -> str:
-    """``best`` becomes the model with the lowest validation log loss; other names pass through."""
-    if name != "best":
-        return name
+def resolve_model_path(name: str, params) -> Path:
+    """The model file for ``--model``: ``best`` (lowest validation log loss), a model's name, or a path."""
+    from stages.lib.io import METRICS_FILE
     from stages.lib.metrics import best_model_in
 
-    metrics_file = Path(params.paths.evaluate_reports) / "metrics.json"
-    return best_model_in(
-        metrics_file,
-        f"--model best needs {metrics_file} (run the pipeline: dvc repro), or name a model: "
-        "--model scratch|top|finetuned|PATH",
-    )
+    if name == "best":
+        metrics_file = Path(params.paths.evaluate_reports) / METRICS_FILE
+        name = best_model_in(
+            metrics_file,
+            f"--model best needs {metrics_file} (run the pipeline: dvc repro), or name a model: "
+            "--model scratch|top|finetune|PATH",
+        )
+    name = MODEL_ALIASES.get(name, name)
+    return params.paths.model_files().get(name, Path(name))
 
 
 def format_results(results, threshold: float, output_format: str) -> str:
     """The predicted rows as an aligned table or as CSV (file,label,p_dog)."""
-    from stages.lib.metrics import CLASS_LABELS
+    from stages.lib.labels import CLASS_LABELS
 
     rows = [
         (str(result.path), CLASS_LABELS[int(result.probability >= threshold)], f"{result.probability:.4f}")
@@ -97,12 +99,15 @@ def predict_command(arguments) -> int:
     files = expand_inputs(arguments.inputs)
     if not files:
         raise ValueError(f"no image files (.jpg, .jpeg, .png) in {', '.join(arguments.inputs)}")
-    model_name = resolve_model_name(arguments.model, params)
-    model = load_image_model(model_name, params)
     batch_size = arguments.batch_size or params.common.batch_size
     if batch_size < 1:
         raise ValueError("--batch-size must be at least 1")
-    results = predict_files(model, files, model_image_size(model, params.common.image_size), batch_size, params.evaluate.clip)
+    common, features = params.common, params.extract_features
+    model = load_image_model(
+        resolve_model_path(arguments.model, params), image_size=common.image_size, weights=features.weights,
+        preprocessing=features.preprocessing, seed=common.seed,
+    )
+    results = predict_files(model, files, model_image_size(model, common.image_size), batch_size, params.evaluate.clip)
     failed = [result for result in results if result.error is not None]
     sys.stdout.write(format_results(results, params.evaluate.threshold, arguments.format))
     sys.stdout.flush()
@@ -116,18 +121,10 @@ def predict_command(arguments) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``catsdogs`` console script; returns the exit code (the script exits with it)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter is not output
-    parser = build_parser()
-    arguments = parser.parse_args(argv)
-    logging.basicConfig(level=os.environ.get("CATSDOGS_LOG_LEVEL", "WARNING").upper(), format="%(levelname)s %(name)s: %(message)s")
-    try:
-        code = predict_command(arguments)
-    except (ValueError, OSError) as error:
-        if os.environ.get("CATSDOGS_DEBUG"):
-            raise
-        print(f"catsdogs {arguments.command}: error: {error}", file=sys.stderr)
-        code = EXIT_ERROR
-    return code
+    from stages.lib.runner import run_command
+
+    arguments = build_parser().parse_args(argv)
+    return run_command(arguments.command, lambda: predict_command(arguments))
 
 
 if __name__ == "__main__":

@@ -1,10 +1,9 @@
-"""Stage ``download``: fetch the raw images into ``paths.raw`` with Kaggle's naming.
+"""Stage download: fetch the raw images with Kaggle's naming, whatever the source.
 
-Output: ``paths.raw_train`` holding ``cat.N.jpg`` / ``dog.N.jpg`` whatever the
-source, and ``paths.raw_test`` holding ``N.jpg`` where the source has a test set.
-The source is ``download.source`` (see :mod:`stages.lib.sources`). The whole tree
-is built in a temporary folder beside ``paths.raw`` and moved into place only when
-complete, so a failed or killed run never leaves a partial ``raw/`` behind.
+The raw tree holds a train folder of ``cat.N.jpg`` / ``dog.N.jpg`` and, where the
+source has a test set, a test folder of ``N.jpg`` (sources: :mod:`stages.lib.sources`).
+The whole tree is built in a temporary folder beside its target and moved into place
+only when complete, so a failed or killed run never leaves a partial tree behind.
 Images are only checked by name and size here; the split stage decodes them.
 """
 
@@ -16,9 +15,9 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from stages.lib.cli import run_stage
 from stages.lib.io import atomic_path
 from stages.lib.params import load_params
+from stages.lib.runner import run_stage
 from stages.lib.sources import Outputs, fetch
 
 logger = logging.getLogger("download")
@@ -69,19 +68,19 @@ def count_images(train: Path, test: Path, skipped: Counter) -> RawCounts:
     )
 
 
-def build_raw(download, seed: int, raw: str | Path, train_relative: Path, test_relative: Path) -> RawCounts:
-    """Build the raw tree from the configured source in a temporary folder, then move it onto ``raw``."""
+def build_raw(raw: str | Path, train_relative: Path, test_relative: Path, *, seed: int, **download) -> RawCounts:
+    """Build the raw tree in a temporary folder from the source the ``download`` params name, then move it onto ``raw``."""
     raw = Path(raw)
     raw.parent.mkdir(parents=True, exist_ok=True)
     scratch_folder = tempfile.TemporaryDirectory(prefix=".download-", dir=raw.parent)
     with atomic_path(raw) as build, scratch_folder as scratch:
         build.mkdir()
         outputs = Outputs(root=build, train=build / train_relative, test=build / test_relative)
-        skipped = fetch(download, seed, outputs, Path(scratch))
+        skipped = fetch(outputs, Path(scratch), seed=seed, **download)
         counts = count_images(outputs.train, outputs.test, skipped)
         if not counts.train_cats or not counts.train_dogs:
             missing = "cats" if not counts.train_cats else "dogs"
-            raise ValueError(f"the {download.source} source gave no {missing} (cat.N.jpg / dog.N.jpg)")
+            raise ValueError(f"the {download['source']} source gave no {missing} (cat.N.jpg / dog.N.jpg)")
         logger.info("moving the new tree into %s", raw)
     return counts
 
@@ -91,9 +90,11 @@ def main() -> None:
     params = load_params()
     paths = params.paths
     train_relative, test_relative = raw_layout(paths.raw, paths.raw_train, paths.raw_test)
-    logger.info("source: %s -> %s", params.download.source, params.paths.raw)
-    counts = build_raw(params.download, params.common.seed, params.paths.raw, train_relative, test_relative)
-    logger.info("wrote %s: %s", params.paths.raw, counts.summary())
+    logger.info("source: %s -> %s", params.download.source, paths.raw)
+    counts = build_raw(
+        paths.raw, train_relative, test_relative, seed=params.common.seed, **params.download.model_dump()
+    )
+    logger.info("wrote %s: %s", paths.raw, counts.summary())
 
 
 if __name__ == "__main__":

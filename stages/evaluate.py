@@ -1,9 +1,9 @@
 """Stage evaluate: every trained model's predictions on the validation split, and their metrics.
 
-Reads data/validation (images) for the image models (scratch, finetuned) and
-features/validation_* for the top classifier (it takes VGG16 features; rows
-match features/validation_files.txt). P(dog) is clipped to [evaluate.clip,
-1 - evaluate.clip]. Writes, in paths.evaluate_reports:
+The image models (scratch, finetune) read the validation images; the top
+classifier reads the validation features (it takes VGG16 features; rows match
+the features' file list). P(dog) is clipped to [evaluate.clip, 1 - evaluate.clip].
+Writes, in the evaluate reports folder:
 
 - ``metrics.json``: per model accuracy, log loss (Kaggle's metric), ROC AUC,
   per-class precision/recall/F1 and confusion counts (``dvc metrics``);
@@ -25,18 +25,24 @@ import numpy as np
 import pandas as pd
 
 from stages.lib import features as feature_files
-from stages.lib.cli import run_stage
 from stages.lib.data import list_labelled_images
-from stages.lib.io import atomic_path, metrics_for_json, write_json, write_text
-from stages.lib.metrics import CLASS_LABELS, classification_metrics, clip_probabilities, roc_points
-from stages.lib.params import Params, load_params
-from stages.lib.predict import MODEL_NAMES, model_image_size, model_paths, predict_array, predict_dataset
+from stages.lib.io import (
+    METRICS_FILE,
+    PREDICTIONS_FILE,
+    ROC_FOLDER,
+    atomic_path,
+    metrics_for_json,
+    write_json,
+    write_text,
+)
+from stages.lib.labels import CLASS_LABELS
+from stages.lib.metrics import classification_metrics, clip_probabilities, roc_points
+from stages.lib.model_files import load_model
+from stages.lib.params import MODEL_NAMES, load_params
+from stages.lib.predict import model_image_size, predict_array, predict_dataset, takes_images
+from stages.lib.runner import run_stage
 
 logger = logging.getLogger("evaluate")
-
-METRICS_FILE = "metrics.json"
-PREDICTIONS_FILE = "predictions.csv"
-ROC_FOLDER = "roc"
 
 
 def validation_images(directory: str | Path) -> tuple[list[Path], list[str], np.ndarray]:
@@ -66,19 +72,18 @@ def predict_top_from_features(model, features_dir: str | Path, names: list[str],
     return predict_array(model, np.asarray(features)[order], batch_size)
 
 
-def predict_model(name: str, path: Path, params: Params, paths: list[Path], names: list[str], labels) -> np.ndarray:
+def predict_model(
+    name: str, path: Path, paths: list[Path], names: list[str], labels, *, features_dir: str | Path,
+    image_size: int, batch_size: int,
+) -> np.ndarray:
     """Raw P(dog) of one saved model for the validation images, in ``paths`` order."""
-    from stages.lib.predict import takes_images
-    from stages.lib.training import load_model
-
     model = load_model(path)
-    batch_size = params.common.batch_size
     if takes_images(model):
-        image_size = model_image_size(model, params.common.image_size)
+        image_size = model_image_size(model, image_size)
         logger.info("%s: predicting %d images at %dx%d", name, len(paths), image_size, image_size)
         return predict_dataset(model, paths, image_size, batch_size)
-    logger.info("%s: predicting from the bottleneck features in %s", name, params.paths.features)
-    return predict_top_from_features(model, params.paths.features, names, labels, batch_size)
+    logger.info("%s: predicting from the bottleneck features in %s", name, features_dir)
+    return predict_top_from_features(model, features_dir, names, labels, batch_size)
 
 
 def predictions_table(names: list[str], labels, probabilities: dict[str, np.ndarray], threshold: float) -> pd.DataFrame:
@@ -91,29 +96,34 @@ def predictions_table(names: list[str], labels, probabilities: dict[str, np.ndar
     return table
 
 
-def evaluate(params: Params) -> tuple[dict, pd.DataFrame, dict]:
+def evaluate(
+    validation_dir: str | Path, features_dir: str | Path, model_files: dict[str, Path], *, image_size: int,
+    batch_size: int, clip: float, threshold: float,
+) -> tuple[dict, pd.DataFrame, dict]:
     """Predict and score every present model; returns (metrics by model, predictions table, ROC points)."""
-    section = params.evaluate
-    paths, names, labels = validation_images(params.paths.validation)
+    paths, names, labels = validation_images(validation_dir)
     probabilities: dict[str, np.ndarray] = {}
-    for name, path in model_paths(params).items():
-        if not path.is_file():
+    for name, path in model_files.items():
+        if not Path(path).is_file():
             logger.warning("%s: no model at %s, skipped", name, path)
             continue
-        raw = predict_model(name, path, params, paths, names, labels)
-        probabilities[name] = clip_probabilities(raw, section.clip)
+        raw = predict_model(
+            name, Path(path), paths, names, labels, features_dir=features_dir, image_size=image_size,
+            batch_size=batch_size,
+        )
+        probabilities[name] = clip_probabilities(raw, clip)
     if not probabilities:
         raise ValueError(f"no trained model found ({', '.join(MODEL_NAMES)}): run the training stages first")
     metrics = {}
     roc = {}
     for name, values in probabilities.items():
-        metrics[name] = metrics_for_json(classification_metrics(labels, values, section.threshold))
+        metrics[name] = metrics_for_json(classification_metrics(labels, values, threshold))
         roc[name] = roc_points(labels, values)
         logger.info(
             "%s: accuracy %.4f, log loss %.4f, ROC AUC %s", name, metrics[name]["accuracy"],
             metrics[name]["log_loss"], metrics[name]["roc_auc"],
         )
-    return metrics, predictions_table(names, labels, probabilities, section.threshold), roc
+    return metrics, predictions_table(names, labels, probabilities, threshold), roc
 
 
 def write_reports(output_dir: str | Path, metrics: dict, table: pd.DataFrame, roc: dict) -> None:
@@ -131,9 +141,13 @@ def write_reports(output_dir: str | Path, metrics: dict, table: pd.DataFrame, ro
 def main() -> None:
     """Load params, evaluate every model on the validation split, write the reports."""
     params = load_params()
-    metrics, table, roc = evaluate(params)
-    write_reports(params.paths.evaluate_reports, metrics, table, roc)
-    logger.info("wrote %s (%d images, models: %s)", params.paths.evaluate_reports, len(table), ", ".join(metrics))
+    paths, section = params.paths, params.evaluate
+    metrics, table, roc = evaluate(
+        paths.validation, paths.features, paths.model_files(), image_size=params.common.image_size,
+        batch_size=params.common.batch_size, clip=section.clip, threshold=section.threshold,
+    )
+    write_reports(paths.evaluate_reports, metrics, table, roc)
+    logger.info("wrote %s (%d images, models: %s)", paths.evaluate_reports, len(table), ", ".join(metrics))
 
 
 if __name__ == "__main__":

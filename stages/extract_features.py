@@ -1,9 +1,10 @@
 """Stage extract_features: VGG16 bottleneck features of the train and validation images.
 
-Reads data/{train,validation}/{cats,dogs}; writes features/ (see stages/lib/features.py):
-float32 feature arrays streamed to disk batch by batch, their labels and image
-names in the same order, and meta.json. The folder is built beside its target
-and moved in whole, so a killed run leaves no half-written features.
+Writes the features folder (layout: :mod:`stages.lib.features`): float32 feature
+arrays streamed to disk batch by batch, their labels and image names in the same
+order, and meta.json. The folder is built beside its target and moved in whole,
+so a killed run leaves no half-written features. Same images, weights file and
+software on the same machine give byte-identical features.
 """
 
 from __future__ import annotations
@@ -17,12 +18,13 @@ import numpy as np
 
 from stages.lib import features as feature_files
 from stages.lib import vgg
-from stages.lib.cli import run_stage
-from stages.lib.data import CLASS_NAMES, list_labelled_images, make_image_dataset
+from stages.lib.data import list_labelled_images, make_image_dataset
 from stages.lib.io import atomic_path
+from stages.lib.labels import CLASS_FOLDERS
 from stages.lib.params import load_params
+from stages.lib.precision import set_mixed_precision
+from stages.lib.runner import run_stage
 from stages.lib.seeding import seed_everything
-from stages.lib.training import set_mixed_precision
 
 logger = logging.getLogger("extract_features")
 
@@ -30,9 +32,9 @@ logger = logging.getLogger("extract_features")
 def without_autotune(dataset):
     """The dataset with tf.data autotuning off: VGG16, not decoding, is the bottleneck here.
 
-    Measured on the shared 2-core CPU: with autotuning, dropping a finished
-    iterator waited up to 35 s for the tuning thread (once per split); without
-    it, no wait, and decoding still runs at ~800 images/s, 50x what VGG16 takes.
+    With autotuning on, dropping a finished iterator can wait tens of seconds for
+    the tuning thread (once per split), and decoding stays far faster than VGG16
+    without it.
     """
     import tensorflow as tf
 
@@ -58,8 +60,7 @@ def extract_features(
     """
     listed = {split: list_labelled_images(directory) for split, directory in split_dirs.items()}
     policy = set_mixed_precision(mixed_precision)
-    base = vgg.build_vgg16_base(image_size, weights, seed)
-    model = vgg.build_feature_extractor(base, preprocessing, image_size)
+    model = vgg.vgg16_image_model(vgg.build_vgg16_base(image_size, weights, seed), preprocessing, image_size)
     meta: dict = {
         "image_size": image_size,
         "preprocessing": preprocessing,
@@ -67,7 +68,7 @@ def extract_features(
         "dtype_policy": policy,
         "saved_dtype": "float32",
         "feature_shape": list(model.output_shape[1:]),
-        "label_names": {str(i): name for i, name in enumerate(CLASS_NAMES)},
+        "label_names": {str(i): name for i, name in enumerate(CLASS_FOLDERS)},
         "counts": {},  # no timings here: identical inputs give an identical features/ (DVC hash)
     }
     extract_seconds = {}
@@ -84,7 +85,7 @@ def extract_features(
             feature_files.write_labels_and_files(temporary, split, labels, relative)
             meta["counts"][split] = {
                 "total": len(paths),
-                **{name: int(np.sum(labels == index)) for index, name in enumerate(CLASS_NAMES)},
+                **{name: int(np.sum(labels == index)) for index, name in enumerate(CLASS_FOLDERS)},
             }
             logger.info("%s: features %s in %.1f s (%.1f images/s)", split, shape, seconds, len(paths) / seconds)
         (temporary / feature_files.META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
@@ -96,7 +97,7 @@ def main() -> None:
     params = load_params()
     common, section = params.common, params.extract_features
     seed_everything(common.seed, common.deterministic)
-    extract_features(
+    meta = extract_features(
         {"train": params.paths.train, "validation": params.paths.validation},
         params.paths.features,
         image_size=common.image_size,
@@ -106,6 +107,9 @@ def main() -> None:
         mixed_precision=section.mixed_precision,
         seed=common.seed,
     )
+    images = sum(counts["total"] for counts in meta["counts"].values())
+    seconds = sum(meta["extract_seconds"].values())
+    logger.info("features of %d images in %.1f s (%.1f images/s)", images, seconds, images / max(seconds, 1e-9))
 
 
 if __name__ == "__main__":

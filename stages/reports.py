@@ -1,13 +1,13 @@
-"""Stage reports: the figures (PNG, paths.figures) and reports/summary.md.
+"""Stage reports: the figures (PNG) and the markdown summary of every model, the data and the params.
 
 Figures, each deterministic for the same inputs (same bytes):
 
 - the tutorial's four curves: training vs validation loss and accuracy for the
   scratch CNN and the VGG16 top classifier (and the fine-tuning, when it trained),
-  from reports/<model>/history.csv;
+  from each training stage's history;
 - validation confusion matrices and ROC curves of every evaluated model, and a
   gallery of the best model's worst misclassified validation images with their
-  P(dog) (from reports/evaluate/);
+  P(dog) (from the evaluate stage's reports);
 - the tutorial's convolution walk-through (box blurs, Sobel, gradient magnitude)
   on the first validation dog, and the scratch CNN's first convolution layer's
   feature maps for that image.
@@ -24,12 +24,12 @@ import numpy as np
 import pandas as pd
 
 from stages.lib import plotting
-from stages.lib.cli import run_stage
 from stages.lib.data import list_images
-from stages.lib.io import atomic_path, write_text
-from stages.lib.metrics import CLASS_LABELS, best_model
-from stages.lib.params import Params, load_params
-from stages.lib.predict import MODEL_NAMES
+from stages.lib.io import HISTORY_FILE, METRICS_FILE, PREDICTIONS_FILE, ROC_FOLDER, atomic_path, write_text
+from stages.lib.labels import CLASS_FOLDERS, CLASS_LABELS
+from stages.lib.metrics import best_model
+from stages.lib.params import MODEL_NAMES, load_params
+from stages.lib.runner import run_stage
 from stages.lib.summary import render_summary
 
 logger = logging.getLogger("reports")
@@ -39,6 +39,7 @@ HISTORY_TITLES = {
     "top": "VGG16 top classifier",
     "finetune": "VGG16 fine-tuning",
 }
+TRAINING_STAGES = {"scratch": "train_scratch", "top": "train_top", "finetune": "finetune"}  # model -> its stage
 THUMBNAIL = 96  # gallery images are shown at most this many pixels wide (PNG size)
 
 
@@ -108,9 +109,9 @@ def gallery_figure_file(table: pd.DataFrame, validation_dir: Path, model: str, c
 
 def first_validation_dog(validation_dir: str | Path) -> Path:
     """The walk-through image: the first dog of the validation split by sorted name."""
-    dogs = list_images(Path(validation_dir) / "dogs")
+    dogs = list_images(Path(validation_dir) / CLASS_FOLDERS[1])
     if not dogs:
-        raise ValueError(f"no validation dog images in {validation_dir}/dogs")
+        raise ValueError(f"no validation dog images in {Path(validation_dir) / CLASS_FOLDERS[1]}")
     return sorted(dogs, key=lambda path: path.name)[0]
 
 
@@ -130,8 +131,8 @@ def convolution_figures(image_path: Path, scratch_model_path: Path, image_size: 
     """``convolution_walkthrough.png`` and ``scratch_first_layer.png`` for one validation image."""
     from PIL import Image
 
+    from stages.lib.model_files import load_model
     from stages.lib.predict import model_image_size, read_image
-    from stages.lib.training import load_model
 
     with Image.open(image_path) as image:
         gray = np.asarray(image.convert("L"), dtype=np.float64)
@@ -156,7 +157,7 @@ def evaluation_figures(evaluate_dir: Path, metrics: dict, table: pd.DataFrame, o
         model: confusion_counts(table["label"], (table[f"{model}_predicted"] == CLASS_LABELS[1]).astype(int))
         for model in models
     }
-    curves = {model: pd.read_csv(evaluate_dir / "roc" / f"{model}.csv") for model in models}
+    curves = {model: pd.read_csv(evaluate_dir / ROC_FOLDER / f"{model}.csv") for model in models}
     auc = {model: metrics[model].get("roc_auc") for model in models}
     return [
         plotting.save_figure(plotting.confusion_figure(matrices), output_dir / "confusion_matrices.png"),
@@ -165,56 +166,63 @@ def evaluation_figures(evaluate_dir: Path, metrics: dict, table: pd.DataFrame, o
 
 
 def ordered_models(metrics: dict) -> dict:
-    """Metrics by model in the pipeline's order (scratch, top, finetuned), then any others by name."""
+    """Metrics by model in the pipeline's order (scratch, top, finetune), then any others by name."""
     order = {name: index for index, name in enumerate(MODEL_NAMES)}
     return {name: metrics[name] for name in sorted(metrics, key=lambda name: (order.get(name, len(order)), name))}
 
 
-def build_reports(params: Params, raw_params: dict) -> list[Path]:
-    """Draw every figure into paths.figures (replaced whole) and write paths.summary."""
-    paths = params.paths
-    histories = {
-        "scratch": read_history(Path(paths.scratch_reports) / "history.csv", "train_scratch"),
-        "top": read_history(Path(paths.top_reports) / "history.csv", "train_top"),
-    }
-    finetune_history = Path(paths.finetune_reports) / "history.csv"
-    if finetune_history.is_file():
-        histories["finetune"] = pd.read_csv(finetune_history)
-    evaluate_dir = Path(paths.evaluate_reports)
-    metrics = ordered_models(read_json(evaluate_dir / "metrics.json", "evaluate"))
-    table = pd.read_csv(evaluate_dir / "predictions.csv")
-    validation_dir = Path(paths.validation)
-    figures_dir = Path(paths.figures)
+def build_reports(
+    *, training_reports: dict[str, Path], evaluate_dir: str | Path, split_report: str | Path,
+    validation_dir: str | Path, scratch_model: str | Path, figures_dir: str | Path, summary: str | Path,
+    image_size: int, clip: float, worst_images: int, summary_params: dict,
+) -> list[Path]:
+    """Draw every figure into ``figures_dir`` (replaced whole) and write the ``summary`` markdown.
+
+    ``training_reports`` maps each model to its training stage's reports folder;
+    the fine-tuning's history is optional (older runs had none).
+    """
+    histories = {}
+    for name, folder in training_reports.items():
+        path = Path(folder) / HISTORY_FILE
+        if name != "finetune" or path.is_file():
+            histories[name] = read_history(path, TRAINING_STAGES.get(name, name))
+    evaluate_dir = Path(evaluate_dir)
+    metrics = ordered_models(read_json(evaluate_dir / METRICS_FILE, "evaluate"))
+    table = pd.read_csv(evaluate_dir / PREDICTIONS_FILE)
+    validation_dir = Path(validation_dir)
+    figures_dir = Path(figures_dir)
     with atomic_path(figures_dir) as temporary:
         temporary.mkdir(parents=True)
         written = history_figures(histories, temporary)
         written += evaluation_figures(evaluate_dir, metrics, table, temporary)
-        written.append(
-            gallery_figure_file(table, validation_dir, best_model(metrics), params.evaluate.worst_images, temporary)
-        )
-        written += convolution_figures(
-            first_validation_dog(validation_dir), Path(paths.scratch_model), params.common.image_size, temporary
-        )
+        written.append(gallery_figure_file(table, validation_dir, best_model(metrics), worst_images, temporary))
+        written += convolution_figures(first_validation_dog(validation_dir), Path(scratch_model), image_size, temporary)
     figures = [figures_dir / path.name for path in written]
     training = {}
-    for name, folder in (("scratch", paths.scratch_reports), ("top", paths.top_reports), ("finetuned", paths.finetune_reports)):
-        report = Path(folder) / "metrics.json"
+    for name, folder in training_reports.items():
+        report = Path(folder) / METRICS_FILE
         training[name] = json.loads(report.read_text(encoding="utf-8")) if report.is_file() else {}
-    summary_dir = Path(paths.summary).parent
+    summary_dir = Path(summary).parent
     links = [Path(os.path.relpath(path, summary_dir)).as_posix() for path in figures]
     text = render_summary(
-        metrics, training, read_json(paths.split_report, "split"), raw_params, best_model(metrics), links,
-        params.evaluate.clip,
+        metrics, training, read_json(split_report, "split"), summary_params, best_model(metrics), links, clip,
     )
-    write_text(paths.summary, text)
+    write_text(summary, text)
     return figures
 
 
 def main() -> None:
     """Load params, draw the figures and write the summary."""
     params = load_params()
-    figures = build_reports(params, params.model_dump(mode="json"))
-    logger.info("wrote %d figures to %s and %s", len(figures), params.paths.figures, params.paths.summary)
+    paths = params.paths
+    figures = build_reports(
+        training_reports={"scratch": paths.scratch_reports, "top": paths.top_reports, "finetune": paths.finetune_reports},
+        evaluate_dir=paths.evaluate_reports, split_report=paths.split_report, validation_dir=paths.validation,
+        scratch_model=paths.scratch_model, figures_dir=paths.figures, summary=paths.summary,
+        image_size=params.common.image_size, clip=params.evaluate.clip, worst_images=params.evaluate.worst_images,
+        summary_params=params.model_dump(mode="json"),
+    )
+    logger.info("wrote %d figures to %s and %s", len(figures), paths.figures, paths.summary)
 
 
 if __name__ == "__main__":

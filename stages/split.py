@@ -1,11 +1,10 @@
 """Stage split: a seeded, stratified train/validation split of the raw Kaggle images.
 
-Reads ``paths.raw_train`` (``cat.N.jpg`` / ``dog.N.jpg``; other names are
-skipped and counted), decode-checks every image (stages/lib/images.py), and
-writes ``paths.train`` and ``paths.validation`` as ``cats/`` and ``dogs/``
-folders (Keras' directory layout) under the Kaggle file names, plus a metrics
-report (``paths.split_report``: counts only) and the file lists
-(``paths.split_files``: chosen, dropped, normalized and skipped files).
+Reads the raw ``cat.N.jpg`` / ``dog.N.jpg`` files (other names are skipped and
+counted), decode-checks every image (:mod:`stages.lib.images`), and writes the
+train and validation sets as ``cats/`` and ``dogs/`` folders (Keras' directory
+layout) under the Kaggle file names, plus a metrics report (counts only) and
+the file lists (chosen, dropped, normalized and skipped files).
 
 Same files and params give the same lists and the same bytes: files are sorted
 by class then numeric id, and each class is permuted by its own NumPy Generator
@@ -15,29 +14,19 @@ seeded with ``[common.seed, label]``. The tutorial shuffled without a seed.
 from __future__ import annotations
 
 import logging
-import re
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
-from stages.lib.data import CLASS_NAMES
 from stages.lib.images import DROP_REASONS, NORMALIZE_REASONS, ImageCheck, check_images, write_image
 from stages.lib.io import atomic_path, write_json
+from stages.lib.labels import CLASS_FOLDERS, parse_train_name
 from stages.lib.params import load_params
 
 logger = logging.getLogger("split")
 
-KAGGLE_NAME = re.compile(r"^(cat|dog)\.(\d+)\.jpg$")
 MAX_LOGGED_DROPS = 50  # each dropped file is logged up to this many; all are in the files report
-
-
-def parse_kaggle_name(name: str) -> tuple[int, int] | None:
-    """``cat.12.jpg`` -> (0, 12), ``dog.3.jpg`` -> (1, 3); None for any other name."""
-    match = KAGGLE_NAME.match(name)
-    if match is None:
-        return None
-    return (0 if match.group(1) == "cat" else 1), int(match.group(2))
 
 
 def list_raw_images(directory: str | Path) -> tuple[list[Path], list[str]]:
@@ -47,7 +36,7 @@ def list_raw_images(directory: str | Path) -> tuple[list[Path], list[str]]:
         raise ValueError(f"raw image folder not found: {directory} (run the download stage first)")
     keyed, skipped = [], []
     for path in directory.iterdir():
-        parsed = parse_kaggle_name(path.name) if path.is_file() else None
+        parsed = parse_train_name(path.name) if path.is_file() else None
         if parsed is None:
             skipped.append(path.name)
         else:
@@ -70,7 +59,7 @@ def class_quotas(available: list[int], n: int | None) -> list[int]:
     if n > total:
         raise ValueError(
             f"split.n is {n} but only {total} valid images exist "
-            f"({', '.join(f'{count} {name}' for name, count in zip(CLASS_NAMES, available))}): "
+            f"({', '.join(f'{count} {name}' for name, count in zip(CLASS_FOLDERS, available))}): "
             f"lower split.n or set it to null to use all"
         )
     larger = int(np.argmax(available))  # argmax takes the first (cats) on a tie
@@ -86,7 +75,7 @@ def class_quotas(available: list[int], n: int | None) -> list[int]:
 
 def _by_id(path: Path) -> tuple[int, str]:
     """Sort key inside one class: numeric id, then name."""
-    return parse_kaggle_name(path.name)[1], path.name
+    return parse_train_name(path.name)[1], path.name
 
 
 def choose_split(
@@ -105,7 +94,7 @@ def choose_split(
         validation_count = int(np.floor(quota * ratio + 0.5))
         if validation_count < 1 or quota - validation_count < 1:
             raise ValueError(
-                f"class {CLASS_NAMES[label]} has {quota} images to split: with split.ratio {ratio} that is "
+                f"class {CLASS_FOLDERS[label]} has {quota} images to split: with split.ratio {ratio} that is "
                 f"{quota - validation_count} training and {validation_count} validation images; each class "
                 f"needs at least one of each (add images, raise split.n, or change split.ratio)"
             )
@@ -117,7 +106,7 @@ def choose_split(
 def _write_tree(target: str | Path, files: list[list[Path]], checks: dict[Path, ImageCheck]) -> None:
     """Write ``target/cats`` and ``target/dogs`` in a temporary sibling folder, then move it into place."""
     with atomic_path(target) as temporary:
-        for class_name, class_files in zip(CLASS_NAMES, files):
+        for class_name, class_files in zip(CLASS_FOLDERS, files):
             (temporary / class_name).mkdir(parents=True)
             for path in class_files:
                 write_image(checks[path], temporary / class_name / path.name)
@@ -127,11 +116,12 @@ def split_dataset(
     raw_train: str | Path,
     train_dir: str | Path,
     validation_dir: str | Path,
-    n: int | None = None,
-    ratio: float = 0.2,
-    min_side: int = 32,
-    max_pixels: int = 89_478_485,
-    seed: int = 42,
+    *,
+    n: int | None,
+    ratio: float,
+    min_side: int,
+    max_pixels: int,
+    seed: int,
 ) -> tuple[dict, dict]:
     """Check, choose and write the split; return (metrics report, file lists)."""
     candidates, skipped = list_raw_images(raw_train)
@@ -147,7 +137,7 @@ def split_dataset(
     valid: list[list[Path]] = [[], []]
     for check in checks:
         if check.ok:
-            valid[parse_kaggle_name(check.path.name)[0]].append(check.path)
+            valid[parse_train_name(check.path.name)[0]].append(check.path)
     train, validation = choose_split(valid, n, ratio, seed)
 
     by_path = {check.path: check for check in checks}
@@ -161,7 +151,7 @@ def split_dataset(
     normalize_counts = Counter(check.normalize for check in normalized)
 
     def per_class(files: list[list[Path]]) -> dict:
-        counts = {name: len(class_files) for name, class_files in zip(CLASS_NAMES, files)}
+        counts = {name: len(class_files) for name, class_files in zip(CLASS_FOLDERS, files)}
         return {**counts, "total": sum(counts.values())}
 
     report = {
@@ -180,8 +170,8 @@ def split_dataset(
         "validation": per_class(validation),
     }
     file_lists = {
-        "train": {name: [p.name for p in files] for name, files in zip(CLASS_NAMES, train)},
-        "validation": {name: [p.name for p in files] for name, files in zip(CLASS_NAMES, validation)},
+        "train": {name: [p.name for p in files] for name, files in zip(CLASS_FOLDERS, train)},
+        "validation": {name: [p.name for p in files] for name, files in zip(CLASS_FOLDERS, validation)},
         "dropped": [{"file": c.path.name, "reason": c.drop, "detail": c.detail} for c in dropped],
         "normalized": [{"file": c.path.name, "reason": c.normalize} for c in normalized],
         "skipped": skipped,
@@ -216,6 +206,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    from stages.lib.cli import run_stage
+    from stages.lib.runner import run_stage
 
     run_stage("split", main)

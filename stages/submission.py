@@ -1,9 +1,9 @@
 """Stage submission: the Kaggle submission CSV for the test images, from the best model.
 
-Reads paths.raw_test (``N.jpg``) and the evaluate stage's metrics; the model
-with the lowest validation log loss predicts P(dog) (clipped to
-[evaluate.clip, 1 - evaluate.clip]). Writes paths.submission: ``id,label``
-with label = P(dog), ids sorted numerically, as the competition expects.
+The model with the lowest validation log loss (from the evaluate stage's
+metrics) predicts P(dog) for each test image ``N.jpg`` (clipped to
+[evaluate.clip, 1 - evaluate.clip]). The CSV is ``id,label`` with label =
+P(dog), ids sorted numerically, as the competition expects.
 
 Without a test set (the folder is absent or empty, e.g. the Microsoft mirror or
 a synthetic source without test images) the stage says so and writes the header
@@ -16,12 +16,12 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from stages.lib.cli import run_stage
 from stages.lib.data import list_images
-from stages.lib.io import write_text
+from stages.lib.io import METRICS_FILE, write_text
 from stages.lib.metrics import best_model_in
-from stages.lib.params import Params, load_params
+from stages.lib.params import load_params
 from stages.lib.predict import load_image_model, model_image_size, predict_files
+from stages.lib.runner import run_stage
 
 logger = logging.getLogger("submission")
 
@@ -54,12 +54,14 @@ def format_submission(rows: list[tuple[int, float]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def predict_test_set(params: Params, images: list[tuple[int, Path]], model_name: str) -> list[tuple[int, float]]:
-    """(id, P(dog)) for each test image with the named model; unreadable images get 0.5."""
-    model = load_image_model(model_name, params)
-    image_size = model_image_size(model, params.common.image_size)
+def predict_test_set(
+    images: list[tuple[int, Path]], model_path: str | Path, *, image_size: int, batch_size: int, clip: float,
+    weights: str, preprocessing: str, seed: int,
+) -> list[tuple[int, float]]:
+    """(id, P(dog)) for each test image with the model in ``model_path``; unreadable images get 0.5."""
+    model = load_image_model(model_path, image_size=image_size, weights=weights, preprocessing=preprocessing, seed=seed)
     results = predict_files(
-        model, [path for _, path in images], image_size, params.common.batch_size, params.evaluate.clip
+        model, [path for _, path in images], model_image_size(model, image_size), batch_size, clip
     )
     rows = []
     failed = 0
@@ -75,26 +77,38 @@ def predict_test_set(params: Params, images: list[tuple[int, Path]], model_name:
     return rows
 
 
-def make_submission(params: Params) -> int:
-    """Write paths.submission for paths.raw_test; returns the number of rows."""
-    paths = params.paths
-    images = list_test_images(paths.raw_test)
+def make_submission(
+    test_dir: str | Path, evaluate_dir: str | Path, model_files: dict[str, Path], submission: str | Path, *,
+    image_size: int, batch_size: int, clip: float, weights: str, preprocessing: str, seed: int,
+) -> int:
+    """Write the ``submission`` CSV for the images in ``test_dir``; returns the number of rows."""
+    images = list_test_images(test_dir)
     if not images:
-        logger.info("no test images in %s (the source has no test set): writing the header only", paths.raw_test)
-        write_text(paths.submission, HEADER + "\n")
+        logger.info("no test images in %s (the source has no test set): writing the header only", test_dir)
+        write_text(submission, HEADER + "\n")
         return 0
-    model_name = choose_model(Path(paths.evaluate_reports) / "metrics.json")
+    model_name = choose_model(Path(evaluate_dir) / METRICS_FILE)
     logger.info("predicting %d test images with %s (best validation log loss)", len(images), model_name)
-    rows = predict_test_set(params, images, model_name)
-    write_text(paths.submission, format_submission(rows))
+    if model_name not in model_files:
+        raise ValueError(f"the best model in {evaluate_dir} is {model_name!r}, which has no model file: rerun evaluate")
+    rows = predict_test_set(
+        images, model_files[model_name], image_size=image_size, batch_size=batch_size, clip=clip, weights=weights,
+        preprocessing=preprocessing, seed=seed,
+    )
+    write_text(submission, format_submission(rows))
     return len(rows)
 
 
 def main() -> None:
     """Load params and write the submission CSV."""
     params = load_params()
-    count = make_submission(params)
-    logger.info("wrote %s (%d rows)", params.paths.submission, count)
+    paths, common, features = params.paths, params.common, params.extract_features
+    count = make_submission(
+        paths.raw_test, paths.evaluate_reports, paths.model_files(), paths.submission,
+        image_size=common.image_size, batch_size=common.batch_size, clip=params.evaluate.clip,
+        weights=features.weights, preprocessing=features.preprocessing, seed=common.seed,
+    )
+    logger.info("wrote %s (%d rows)", paths.submission, count)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,9 @@
-"""Stage train_scratch: the tutorial's small CNN, trained from scratch on paths.train.
+"""Stage train_scratch: the tutorial's small CNN, trained from scratch on the split's images.
 
-Reads the split's class folders, trains with SGD + time decay and the tutorial's
-augmentation (applied to training batches in tf.data, never inside the model),
-stops early on validation loss, and writes the best model (paths.scratch_model)
-and its reports (history.csv, live/, metrics.json under paths.scratch_reports).
+Trains with SGD + time decay and the tutorial's augmentation (applied to
+training batches in tf.data, never inside the model), stops early on validation
+loss, and saves the best model with the training reports every training stage
+writes (:mod:`stages.lib.training`).
 
 Bad input stops before any training with a ValueError: an empty or missing class
 folder (a single class), an image_size too small for the conv/pool stack, or an
@@ -23,15 +23,13 @@ from pathlib import Path
 import numpy as np
 
 from stages.lib import training
+from stages.lib.augmentation import batch_augmentation
 from stages.lib.data import decode_and_resize, list_labelled_images, make_image_dataset
-from stages.lib.params import Params, load_params
-from stages.lib.scratch_model import (
-    apply_augmentation,
-    build_augmentation,
-    build_scratch_cnn,
-    check_image_size,
-    make_optimizer,
-)
+from stages.lib.distribution import select_strategy
+from stages.lib.model_files import save_model
+from stages.lib.params import load_params
+from stages.lib.precision import set_mixed_precision
+from stages.lib.scratch_model import build_scratch_cnn, check_image_size, make_optimizer
 from stages.lib.seeding import seed_everything
 
 logger = logging.getLogger("train_scratch")
@@ -94,86 +92,98 @@ def log_cache_size(count: int, image_size: int) -> None:
         )
 
 
-def make_datasets(train, validation, params: Params, per_batch_augment=None):
+def make_datasets(train, validation, image_size: int, batch_size: int, seed: int, cache: bool, augment):
     """The training (shuffled, augmented) and validation tf.data pipelines."""
-    common, section = params.common, params.train_scratch
-    cache = section.cache == "memory"
     if cache:
-        log_cache_size(len(train[0]) + len(validation[0]), common.image_size)
+        log_cache_size(len(train[0]) + len(validation[0]), image_size)
     train_dataset = make_image_dataset(
-        *train, common.image_size, common.batch_size, shuffle=True, seed=common.seed, cache=cache,
-        augment=per_batch_augment,
+        *train, image_size, batch_size, shuffle=True, seed=seed, cache=cache, augment=augment,
     )
-    validation_dataset = make_image_dataset(*validation, common.image_size, common.batch_size, cache=cache)
+    validation_dataset = make_image_dataset(*validation, image_size, batch_size, cache=cache)
     return train_dataset, validation_dataset
 
 
-def build_and_compile(params: Params):
-    """The scratch CNN with its optimizer, loss and accuracy, built for common.image_size."""
-    common, section = params.common, params.train_scratch
-    model = build_scratch_cnn(
-        (common.image_size, common.image_size, 3), section.filters, section.dense_units,
-        section.conv_dropout, section.dense_dropout,
-    )
-    optimizer = make_optimizer(section.learning_rate, section.momentum, section.decay, section.epochs)
-    model.compile(optimizer=optimizer, loss="binary_crossentropy", metrics=["accuracy"])
-    return model
-
-
-def fit(model, train_dataset, validation_dataset, params: Params) -> dict[str, list[float]]:
+def fit(model, train_dataset, validation_dataset, epochs: int, patience: int, restore_best_weights: bool) -> dict:
     """Train with early stopping on val_loss; return the Keras history."""
     import keras
 
-    section = params.train_scratch
     early_stopping = keras.callbacks.EarlyStopping(
-        monitor="val_loss", patience=section.patience, restore_best_weights=section.restore_best_weights,
-        verbose=1,
+        monitor="val_loss", patience=patience, restore_best_weights=restore_best_weights, verbose=1,
     )
     history = model.fit(
-        train_dataset, validation_data=validation_dataset, epochs=section.epochs,
+        train_dataset, validation_data=validation_dataset, epochs=epochs,
         callbacks=[early_stopping], verbose=training.fit_verbosity(),
         shuffle=False,  # the tf.data pipeline shuffles (seeded); fit cannot shuffle a dataset
     )
     return history.history
 
 
-def train_scratch(params: Params) -> dict:
+def train_scratch(
+    train_dir: str | Path,
+    validation_dir: str | Path,
+    model_path: str | Path,
+    reports_dir: str | Path,
+    *,
+    image_size: int,
+    batch_size: int,
+    seed: int,
+    deterministic: bool,
+    epochs: int,
+    learning_rate: float,
+    momentum: float,
+    decay: float | None,
+    patience: int,
+    restore_best_weights: bool,
+    filters: list[int],
+    dense_units: int,
+    conv_dropout: float,
+    dense_dropout: float,
+    augmentation: dict,
+    cache: str,
+    strategy: str,
+    mixed_precision: bool,
+) -> dict:
     """Check the inputs, train the scratch CNN, save it and its reports; return the metrics."""
-    common, section, paths = params.common, params.train_scratch, params.paths
-    check_image_size(common.image_size, len(section.filters))
-    train = list_labelled_images(paths.train)  # raises for a missing or empty class folder
-    validation = list_labelled_images(paths.validation)
+    check_image_size(image_size, len(filters))
+    train = list_labelled_images(train_dir)  # raises for a missing or empty class folder
+    validation = list_labelled_images(validation_dir)
     logger.info("images: %d train, %d validation", len(train[0]), len(validation[0]))
 
     import keras  # noqa: F401  (imported before seeding, so seed_everything seeds Keras too)
     import tensorflow as tf
 
     # The strategy comes before any TensorFlow op: multi-worker collectives must be set up first.
-    strategy = training.select_strategy(section.strategy)
-    check_readable(*train, common.image_size)
-    check_readable(*validation, common.image_size)
+    distribution = select_strategy(strategy)
+    check_readable(*train, image_size)
+    check_readable(*validation, image_size)
 
-    seed_everything(common.seed, common.deterministic)
-    policy = training.set_mixed_precision(section.mixed_precision)
-    augmentation = build_augmentation(**section.augmentation.model_dump(), seed=common.seed)
-    with strategy.scope():
-        model = build_and_compile(params)
+    seed_everything(seed, deterministic)
+    policy = set_mixed_precision(mixed_precision)
+    augment = batch_augmentation(**augmentation, seed=seed)
+    with distribution.scope():
+        model = build_scratch_cnn((image_size, image_size, 3), filters, dense_units, conv_dropout, dense_dropout)
+        model.compile(
+            optimizer=make_optimizer(learning_rate, momentum, decay, epochs),
+            loss="binary_crossentropy",
+            metrics=["accuracy"],
+        )
     logger.info("model: %d parameters, dtype policy %s", model.count_params(), policy)
 
     started = time.perf_counter()
     try:
-        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        if isinstance(distribution, tf.distribute.MultiWorkerMirroredStrategy):
             from stages.lib.multiworker import fit_multiworker
 
-            history = fit_multiworker(model, strategy, augmentation, train, validation, params)
-        else:
-            train_dataset, validation_dataset = make_datasets(
-                train, validation, params,
-                (lambda images, labels: apply_augmentation(augmentation, images, labels)) if augmentation else None,
+            history = fit_multiworker(
+                model, distribution, augment, train, validation, image_size=image_size, batch_size=batch_size,
+                seed=seed, cache=cache == "memory", epochs=epochs, patience=patience,
+                restore_best_weights=restore_best_weights,
             )
-            history = fit(model, train_dataset, validation_dataset, params)
+        else:
+            datasets = make_datasets(train, validation, image_size, batch_size, seed, cache == "memory", augment)
+            history = fit(model, *datasets, epochs, patience, restore_best_weights)
     except tf.errors.InvalidArgumentError as error:
-        broken = unreadable_images(train[0] + validation[0], common.image_size)
+        broken = unreadable_images(train[0] + validation[0], image_size)
         if not broken:
             raise
         raise unreadable_error(broken) from error
@@ -181,31 +191,34 @@ def train_scratch(params: Params) -> dict:
 
     summary = training.summarize_history(history)
     summary.update(
-        training_seconds=round(seconds, 2),
-        seconds_per_epoch=round(seconds / summary["epochs_run"], 3),
-        images_per_second=round(len(train[0]) * summary["epochs_run"] / seconds, 2),
+        training.timing_summary(seconds, len(train[0]), summary["epochs_run"]),
         train_count=len(train[0]),
         validation_count=len(validation[0]),
         parameters=model.count_params(),
-        replicas=strategy.num_replicas_in_sync,
+        replicas=distribution.num_replicas_in_sync,
     )
     logger.info(
         "validation accuracy %.4f (best epoch %d of %d), %.1f training images/s",
         summary["best_val_accuracy"], summary["best_epoch"], summary["epochs_run"], summary["images_per_second"],
     )
-    if strategy.extended.should_checkpoint:  # only the chief worker writes (every process when not multi-worker)
-        training.save_model(model, paths.scratch_model)  # first: a failed save leaves no fresh reports behind
-        training.write_training_reports(paths.scratch_reports, history, summary)
-        logger.info("wrote %s and %s", paths.scratch_model, paths.scratch_reports)
+    if distribution.extended.should_checkpoint:  # only the chief worker writes (every process when not multi-worker)
+        save_model(model, model_path)  # first: a failed save leaves no fresh reports behind
+        training.write_training_reports(reports_dir, history, summary)
+        logger.info("wrote %s and %s", model_path, reports_dir)
     return summary
 
 
 def main() -> None:
     """Load params.yaml and run the stage."""
-    train_scratch(load_params())
+    params = load_params()
+    paths = params.paths
+    train_scratch(
+        paths.train, paths.validation, paths.scratch_model, paths.scratch_reports,
+        **params.common.model_dump(), **params.train_scratch.model_dump(),
+    )
 
 
 if __name__ == "__main__":
-    from stages.lib.cli import run_stage
+    from stages.lib.runner import run_stage
 
     run_stage("train_scratch", main)

@@ -1,9 +1,8 @@
 """Stage train_top: the dense classifier on VGG16's bottleneck features (the tutorial's top model).
 
-Reads features/ (checked: rows, labels, file lists and meta.json must agree);
-writes models/top.keras and reports/top/{metrics.json, history.csv, live/}.
-Reads only the train_top params (and the seed), so changing them never reruns
-the feature extraction.
+Reads the features folder (checked: rows, labels, file lists and meta.json must
+agree) and trains on it alone, so changing the top classifier's params never
+reruns the feature extraction.
 """
 
 from __future__ import annotations
@@ -11,15 +10,17 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import keras
 from keras import layers
 
 from stages.lib import features as feature_files
-from stages.lib.cli import run_stage
-from stages.lib.params import TrainTopParams, load_params
+from stages.lib import training
+from stages.lib.model_files import save_model
+from stages.lib.params import load_params
+from stages.lib.runner import run_stage
 from stages.lib.seeding import seed_everything
-from stages.lib.training import fit_verbosity, save_model, summarize_history, write_training_reports
 
 logger = logging.getLogger("train_top")
 
@@ -45,14 +46,17 @@ def load_features(directory) -> tuple[dict, dict]:
     return loaded, meta
 
 
-def train_top_classifier(loaded: dict, section: TrainTopParams, seed: int):
+def train_top_classifier(
+    loaded: dict, *, epochs: int, batch_size: int, learning_rate: float, units: Sequence[int],
+    dropouts: Sequence[float], seed: int,
+):
     """Compile and fit the top classifier (RMSprop, binary cross-entropy); returns (model, history)."""
     train_features, train_labels = loaded["train"]
     validation_features, validation_labels = loaded["validation"]
     keras.utils.set_random_seed(seed)
-    model = build_top_classifier(train_features.shape[1:], section.units, section.dropouts)
+    model = build_top_classifier(train_features.shape[1:], units, dropouts)
     model.compile(
-        optimizer=keras.optimizers.RMSprop(learning_rate=section.learning_rate),
+        optimizer=keras.optimizers.RMSprop(learning_rate=learning_rate),
         loss="binary_crossentropy",
         metrics=["accuracy"],
     )
@@ -60,37 +64,49 @@ def train_top_classifier(loaded: dict, section: TrainTopParams, seed: int):
         train_features,
         train_labels.astype("float32"),
         validation_data=(validation_features, validation_labels.astype("float32")),
-        epochs=section.epochs,
-        batch_size=section.batch_size,
+        epochs=epochs,
+        batch_size=batch_size,
         shuffle=True,
-        verbose=fit_verbosity(),
+        verbose=training.fit_verbosity(),
     )
     return model, history.history
 
 
-def main() -> None:
-    """Load params and features, train the top classifier, save it and its reports."""
-    params = load_params()
-    section = params.train_top
-    seed_everything(params.common.seed, params.common.deterministic)
-    loaded, meta = load_features(params.paths.features)
+def train_top(
+    features_dir: str | Path, model_path: str | Path, reports_dir: str | Path, *, seed: int, deterministic: bool,
+    epochs: int, batch_size: int, learning_rate: float, units: Sequence[int], dropouts: Sequence[float],
+) -> dict:
+    """Load and check the features, train the top classifier, save it and its reports; return the metrics."""
+    seed_everything(seed, deterministic)
+    loaded, meta = load_features(features_dir)
     logger.info(
         "features %s: %d train, %d validation (%s preprocessing, %s weights)",
         tuple(meta["feature_shape"]), len(loaded["train"][1]), len(loaded["validation"][1]),
         meta.get("preprocessing"), meta.get("weights", {}).get("source"),
     )
     started = time.perf_counter()
-    model, history = train_top_classifier(loaded, section, params.common.seed)
+    model, history = train_top_classifier(
+        loaded, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, units=units, dropouts=dropouts,
+        seed=seed,
+    )
     seconds = time.perf_counter() - started
-    save_model(model, params.paths.top_model)
-    summary = {
-        **summarize_history(history),
-        "train_seconds": round(seconds, 2),
-        "train_count": len(loaded["train"][1]),
-        "validation_count": len(loaded["validation"][1]),
-    }
-    write_training_reports(params.paths.top_reports, history, summary)
+    save_model(model, model_path)
+    summary = training.summarize_history(history)
+    summary |= training.timing_summary(seconds, len(loaded["train"][1]), summary["epochs_run"])
+    summary |= {"train_count": len(loaded["train"][1]), "validation_count": len(loaded["validation"][1])}
+    training.write_training_reports(reports_dir, history, summary)
     logger.info("top classifier: final val_accuracy %.4f in %.1f s", summary["final_val_accuracy"], seconds)
+    return summary
+
+
+def main() -> None:
+    """Load params and run the stage on paths.features."""
+    params = load_params()
+    paths = params.paths
+    train_top(
+        paths.features, paths.top_model, paths.top_reports, seed=params.common.seed,
+        deterministic=params.common.deterministic, **params.train_top.model_dump(),
+    )
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ def workspace(tmp_path_factory) -> Path:
     (images / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
     (images / "notes.txt").write_text("ignored: not an image suffix")
     (root / "reports/evaluate").mkdir(parents=True)
-    metrics = {"scratch": {"log_loss": 0.6}, "top": {"log_loss": 0.9}, "finetuned": {"log_loss": 0.3}}
+    metrics = {"scratch": {"log_loss": 0.6}, "top": {"log_loss": 0.9}, "finetune": {"log_loss": 0.3}}
     (root / "reports/evaluate/metrics.json").write_text(json.dumps(metrics))
     return root
 
@@ -60,11 +60,11 @@ def test_csv_output_and_exit_0_when_all_files_read(workspace, monkeypatch, capsy
 
 def test_named_model_and_path_agree(workspace, monkeypatch, capsys):
     monkeypatch.chdir(workspace)
-    main(["predict", "images/1.jpg", "--model", "finetuned", "--format", "csv"])
+    main(["predict", "images/1.jpg", "--model", "finetune", "--format", "csv"])
     by_name = capsys.readouterr().out
-    main(["predict", "images/1.jpg", "--model", "models/finetuned.keras", "--format", "csv"])
+    main(["predict", "images/1.jpg", "--model", "models/finetune.keras", "--format", "csv"])
     assert capsys.readouterr().out == by_name
-    main(["predict", "images/1.jpg", "--format", "csv"])  # best: finetuned has the lowest log loss
+    main(["predict", "images/1.jpg", "--format", "csv"])  # best: finetune has the lowest log loss
     assert capsys.readouterr().out == by_name
 
 

@@ -36,7 +36,7 @@ def zip_bytes(members: dict[str, bytes]) -> bytes:
 def build(tmp_path: Path, **params):
     """Run the stage's builder into tmp_path/data/raw; return (counts, raw)."""
     raw = tmp_path / "data" / "raw"
-    counts = build_raw(DownloadParams(**params), 7, raw, Path("train"), Path("test"))
+    counts = build_raw(raw, Path("train"), Path("test"), seed=7, **DownloadParams(**params).model_dump())
     return counts, raw
 
 
@@ -181,7 +181,8 @@ def test_synthetic_source_is_seeded(tmp_path):
     assert (counts.train_cats, counts.train_dogs, counts.test) == (4, 4, 3)
     _, again = build(tmp_path / "b", source="synthetic", synthetic=synthetic)
     assert (raw / "train" / "dog.3.jpg").read_bytes() == (again / "train" / "dog.3.jpg").read_bytes()
-    other = build_raw(DownloadParams(source="synthetic", synthetic=synthetic), 8, tmp_path / "c", Path("t"), Path("u"))
+    settings = DownloadParams(source="synthetic", synthetic=synthetic).model_dump()
+    other = build_raw(tmp_path / "c", Path("t"), Path("u"), seed=8, **settings)
     assert other.train_cats == 4
     assert (raw / "train" / "dog.3.jpg").read_bytes() != (tmp_path / "c" / "t" / "dog.3.jpg").read_bytes()
 

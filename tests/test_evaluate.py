@@ -86,7 +86,7 @@ def test_roc_points_run_from_origin_to_corner():
 
 
 def test_best_model_has_the_lowest_log_loss():
-    metrics = {"scratch": {"log_loss": 0.4}, "top": {"log_loss": 0.2}, "finetuned": {"log_loss": 0.3}}
+    metrics = {"scratch": {"log_loss": 0.4}, "top": {"log_loss": 0.2}, "finetune": {"log_loss": 0.3}}
     assert best_model(metrics) == "top"
     with pytest.raises(ValueError, match="evaluate"):
         best_model({})
@@ -111,7 +111,7 @@ def evaluated(tmp_path_factory):
 
 def test_evaluate_writes_metrics_for_every_model(evaluated):
     metrics = json.loads((evaluated / "reports/evaluate/metrics.json").read_text())
-    assert set(metrics) == {"scratch", "top", "finetuned"}
+    assert set(metrics) == {"scratch", "top", "finetune"}
     for values in metrics.values():
         assert values["n"] == 12
         assert 0 <= values["accuracy"] <= 1
@@ -123,12 +123,12 @@ def test_evaluate_writes_metrics_for_every_model(evaluated):
 
 
 def test_predictions_table_matches_the_models(evaluated):
-    from stages.lib.training import load_model
+    from stages.lib.model_files import load_model
 
     table = pd.read_csv(evaluated / "reports/evaluate/predictions.csv")
     assert list(table.columns) == [
         "file", "label", "actual",
-        "p_scratch", "scratch_predicted", "p_top", "top_predicted", "p_finetuned", "finetuned_predicted",
+        "p_scratch", "scratch_predicted", "p_top", "top_predicted", "p_finetune", "finetune_predicted",
     ]
     assert table["file"].tolist()[:2] == ["cats/cat.0.jpg", "cats/cat.1.jpg"]
     assert (table["label"] == (table["actual"] == "dog")).all()
@@ -144,27 +144,27 @@ def test_predictions_table_matches_the_models(evaluated):
 
 
 def test_stale_features_are_refused(tmp_path, monkeypatch):
-    from stages.evaluate import evaluate
-    from stages.lib.params import load_params
+    from stages.evaluate import main
 
     root = make_workspace(tmp_path, with_test=False)
     (root / "data/validation/dogs/dog.0.jpg").rename(root / "data/validation/dogs/dog.99.jpg")
     monkeypatch.chdir(root)
     with pytest.raises(ValueError, match="rerun extract_features"):
-        evaluate(load_params())
+        main()
 
 
 def test_missing_models_are_skipped_but_none_is_an_error(tmp_path, monkeypatch):
-    from stages.evaluate import evaluate
-    from stages.lib.params import load_params
+    from stages.evaluate import main
 
     root = make_workspace(tmp_path, with_test=False)
     monkeypatch.chdir(root)
-    (root / "models/finetuned.keras").unlink()
+    (root / "models/finetune.keras").unlink()
     (root / "models/top.keras").unlink()
-    metrics, table, _ = evaluate(load_params())
+    main()
+    metrics = json.loads((root / "reports/evaluate/metrics.json").read_text())
+    table = pd.read_csv(root / "reports/evaluate/predictions.csv")
     assert list(metrics) == ["scratch"]
-    assert "p_finetuned" not in table.columns
+    assert "p_finetune" not in table.columns
     (root / "models/scratch.keras").unlink()
     with pytest.raises(ValueError, match="no trained model"):
-        evaluate(load_params())
+        main()

@@ -73,7 +73,7 @@ def test_unbalanced_split_rows_labels_and_files_agree(tmp_path, monkeypatch):
     names = (features_dir / "train_files.txt").read_text().splitlines()
     assert names == [f"cats/cat.{i}.jpg" for i in range(7)] + [f"dogs/dog.{i}.jpg" for i in range(3)]
     # A row matches its file: the features of one image computed alone equal its row.
-    model = vgg.build_feature_extractor(vgg.build_vgg16_base(SIZE, "none", 42), "vgg16", SIZE)
+    model = vgg.vgg16_image_model(vgg.build_vgg16_base(SIZE, "none", 42), "vgg16", SIZE)
     for row in (0, 6, 7, 9):
         image = decode_and_resize(str(project / "data" / "train" / names[row]), SIZE)[None]
         np.testing.assert_allclose(model.predict_on_batch(image)[0], train[row], rtol=1e-5, atol=1e-5)

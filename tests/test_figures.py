@@ -90,15 +90,13 @@ def test_summary_compares_models_with_the_tutorial(reported):
 
 
 def test_missing_history_fails_with_a_clear_error(tmp_path, monkeypatch):
-    from stages.reports import build_reports
-    from stages.lib.params import load_params
+    from stages.reports import main
 
     root = make_workspace(tmp_path, with_test=False)
     (root / "reports/top/history.csv").unlink()
     monkeypatch.chdir(root)
-    params = load_params()
     with pytest.raises(ValueError, match=r"reports/top/history.csv not found .*train_top"):
-        build_reports(params, params.model_dump(mode="json"))
+        main()
 
 
 def test_history_figure_needs_its_columns():
@@ -186,7 +184,7 @@ def test_summary_says_when_fine_tuning_was_skipped():
         "precision": {"cat": 0.9, "dog": 0.9}, "recall": {"cat": 0.9, "dog": 0.9},
     }
     text = render_summary(
-        {"top": values, "finetuned": values}, {"finetuned": {"skipped": True, "epochs_run": 0}},
+        {"top": values, "finetune": values}, {"finetune": {"skipped": True, "epochs_run": 0}},
         {"validation": {"total": 10}}, {"common": {"seed": 1}}, "top", [], 0.005,
     )
     assert "| VGG16 + top classifier on images (fine-tuning skipped: finetune.epochs 0) | 90.0% | - | 0.2500 |" in text

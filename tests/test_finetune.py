@@ -16,7 +16,7 @@ from stages import extract_features, finetune, train_top
 from stages.lib import vgg
 from stages.lib.data import decode_and_resize, list_labelled_images
 from stages.lib.synthetic import write_split_layout
-from stages.lib.training import load_model
+from stages.lib.model_files import load_model
 from tests.conftest import ROOT, run
 
 SIZE = 32
@@ -77,14 +77,14 @@ def test_two_epochs_write_a_model_that_reloads_and_predicts_on_raw_pixels(projec
     metrics = json.loads((project / "reports/finetune/metrics.json").read_text())
     assert metrics["skipped"] is False and metrics["epochs_run"] == 2
     assert metrics["trainable_from"] == "block5_conv1" and metrics["train_count"] == 16
-    for key in ("initial_val_loss", "initial_val_accuracy", "best_val_loss", "final_val_accuracy", "train_seconds"):
+    for key in ("initial_val_loss", "initial_val_accuracy", "best_val_loss", "final_val_accuracy", "training_seconds"):
         assert np.isfinite(metrics[key]), key
     # block5 (3 convolutions of 3x3x512x512 + 512) and the top classifier (512*16+16 + 16+1)
     assert metrics["trainable_parameters"] == 3 * (3 * 3 * 512 * 512 + 512) + 512 * 16 + 16 + 17
     history = (project / "reports/finetune/history.csv").read_text().splitlines()
     assert history[0] == "epoch,loss,accuracy,val_loss,val_accuracy" and len(history) == 3
 
-    model = load_model(project / "models/finetuned.keras")  # safe mode
+    model = load_model(project / "models/finetune.keras")  # safe mode
     images = validation_images(project)
     predictions = model.predict(images, verbose=0)
     assert predictions.shape == (8, 1) and ((predictions >= 0) & (predictions <= 1)).all()
@@ -100,8 +100,8 @@ def test_two_epochs_write_a_model_that_reloads_and_predicts_on_raw_pixels(projec
 
     # A fresh process that imports only the shared loader (as evaluate does) reloads it in safe mode.
     code = (
-        "import numpy as np; from stages.lib.training import load_model; "
-        "model = load_model('models/finetuned.keras'); "
+        "import numpy as np; from stages.lib.model_files import load_model; "
+        "model = load_model('models/finetune.keras'); "
         f"print(model.predict(np.full((1, {SIZE}, {SIZE}, 3), 128, 'float32'), verbose=0).shape)"
     )
     assert run([sys.executable, "-c", code], project).stdout.strip().endswith("(1, 1)")
@@ -114,7 +114,7 @@ def test_epochs_zero_writes_the_bottleneck_model_on_images(project):
     metrics = json.loads((project / "reports/finetune/metrics.json").read_text())
     assert metrics["skipped"] is True and metrics["epochs_run"] == 0 and metrics["validation_count"] == 8
     assert (project / "reports/finetune/history.csv").read_text() == "epoch,loss,accuracy,val_loss,val_accuracy\n"
-    stacked = load_model(project / "models/finetuned.keras")
+    stacked = load_model(project / "models/finetune.keras")
     top = load_model(project / "models/top.keras")
     # Untrained further, the stacked model on raw images is exactly top(features) on the same
     # images: same seeded VGG16 weights (rebuilt in this stage), same preprocessing layer.
@@ -130,7 +130,7 @@ def test_mixed_precision_fine_tuning_runs_and_reloads(project):
     keras.mixed_precision.set_global_policy("float32")
     metrics = json.loads((project / "reports/finetune/metrics.json").read_text())
     assert metrics["dtype_policy"] == "mixed_bfloat16" and np.isfinite(metrics["final_val_loss"])
-    predictions = load_model(project / "models/finetuned.keras").predict(validation_images(project), verbose=0)
+    predictions = load_model(project / "models/finetune.keras").predict(validation_images(project), verbose=0)
     assert predictions.dtype == np.float32 and predictions.shape == (8, 1)
 
 
@@ -138,11 +138,11 @@ def test_unknown_trainable_from_lists_the_layers(project):
     set_params(project, {"epochs": 1, "trainable_from": "block6_conv1"})
     with pytest.raises(ValueError, match="block6_conv1.*choose one of: block1_conv1, .*block5_conv3"):
         finetune.main()
-    assert not (project / "models/finetuned.keras").exists()
+    assert not (project / "models/finetune.keras").exists()
 
 
 def test_a_top_model_for_another_image_size_is_refused():
     base = vgg.build_vgg16_base(64, "none", 0)  # features 2 x 2 x 512
     top = train_top.build_top_classifier((1, 1, 512), [4], [0.1])
     with pytest.raises(ValueError, match=r"expects features of shape \(1, 1, 512\) but VGG16 at 64x64 gives"):
-        finetune.build_finetune_model(base, top, "vgg16", 64)
+        vgg.vgg16_image_model(base, "vgg16", 64, top=top)

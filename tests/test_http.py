@@ -198,7 +198,7 @@ def test_microsoft_source_over_http_with_an_interruption(serve, tmp_path, caplog
     params = DownloadParams(source="microsoft", microsoft_url=url + "?sig=secret", retries=2, timeout_s=5.0)
     raw = tmp_path / "data" / "raw"
     caplog.set_level("INFO")
-    counts = build_raw(params, 42, raw, Path("train"), Path("test"))
+    counts = build_raw(raw, Path("train"), Path("test"), seed=42, **params.model_dump())
     names = sorted(p.name for p in (raw / "train").iterdir())
     assert names == sorted([f"cat.{i}.jpg" for i in [*range(6), 11702]] + [f"dog.{i}.jpg" for i in range(6)])
     assert (raw / "train" / "cat.3.jpg").read_bytes() == jpeg_bytes(3)
@@ -215,5 +215,5 @@ def test_url_source_with_a_non_zip_leaves_no_raw_folder(serve, tmp_path):
     params = DownloadParams(source="url", url=url, retries=0, timeout_s=5.0)
     raw = tmp_path / "data" / "raw"
     with pytest.raises(ValueError, match="not a readable zip"):
-        build_raw(params, 42, raw, Path("train"), Path("test"))
+        build_raw(raw, Path("train"), Path("test"), seed=42, **params.model_dump())
     assert not any((tmp_path / "data").iterdir())

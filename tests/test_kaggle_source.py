@@ -96,7 +96,7 @@ def run_kaggle(tmp_path: Path, **overrides):
     """Build raw/ from the kaggle source; return (counts, raw)."""
     params = DownloadParams(source="kaggle", retries=0, **overrides)
     raw = tmp_path / "data" / "raw"
-    return build_raw(params, 42, raw, Path("train"), Path("test")), raw
+    return build_raw(raw, Path("train"), Path("test"), seed=42, **params.model_dump()), raw
 
 
 def test_train_and_test_archives_land_in_kaggle_naming(fake_kaggle, tmp_path):

@@ -54,7 +54,7 @@ def test_only_stages_whose_inputs_changed_rerun(dvc_repo: Path) -> None:
     assert np.load(dvc_repo / "features/train_features.npy").shape == (16, 1, 1, 512)
     assert json.loads((dvc_repo / "reports/top/metrics.json").read_text())["epochs_run"] == 2
     assert json.loads((dvc_repo / "reports/finetune/metrics.json").read_text())["skipped"] is True
-    assert (dvc_repo / "models/finetuned.keras").is_file()
+    assert (dvc_repo / "models/finetune.keras").is_file()
     assert changed(dvc_repo) == set()
     features_lock = locked(dvc_repo, "extract_features")
 

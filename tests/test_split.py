@@ -12,7 +12,9 @@ from PIL import Image
 
 from stages import split as split_stage
 from stages.lib.synthetic import write_kaggle_train
-from stages.split import choose_split, class_quotas, list_raw_images, parse_kaggle_name, split_dataset
+from stages.lib.labels import parse_train_name
+from stages.lib.params import validate_params
+from stages.split import choose_split, class_quotas, list_raw_images, split_dataset
 from tests.conftest import run
 from tests.test_images import MAX_PIXELS, write_bad_files, write_odd_files, write_rgb_jpeg
 
@@ -38,8 +40,10 @@ def tree(directory: Path) -> dict[str, str]:
 
 
 def run_split(raw: Path, out: Path, **options) -> tuple[dict, dict]:
-    """split_dataset into out/train and out/validation."""
-    return split_dataset(raw, out / "train", out / "validation", **options)
+    """split_dataset into out/train and out/validation; params.yaml's default values where not given."""
+    defaults = validate_params({})
+    values = {**defaults.split.model_dump(), "seed": defaults.common.seed, **options}
+    return split_dataset(raw, out / "train", out / "validation", **values)
 
 
 def names(out: Path, split: str, class_name: str) -> list[str]:
@@ -47,11 +51,11 @@ def names(out: Path, split: str, class_name: str) -> list[str]:
     return sorted(path.name for path in (out / split / class_name).iterdir())
 
 
-def test_parse_kaggle_name() -> None:
-    assert parse_kaggle_name("cat.12.jpg") == (0, 12)
-    assert parse_kaggle_name("dog.0.jpg") == (1, 0)
+def test_parse_train_name() -> None:
+    assert parse_train_name("cat.12.jpg") == (0, 12)
+    assert parse_train_name("dog.0.jpg") == (1, 0)
     for other in ("cat.jpg", "cat.x.jpg", "Cat.1.jpg", "dog.1.png", "12.jpg", "cat.1.jpg.bak"):
-        assert parse_kaggle_name(other) is None
+        assert parse_train_name(other) is None
 
 
 def test_listing_sorts_by_class_then_numeric_id_and_skips_other_names(tmp_path: Path) -> None:
@@ -109,7 +113,7 @@ def test_each_class_is_split_at_the_ratio(tmp_path: Path, cats: int, dogs: int, 
 def test_file_lists_are_sorted_by_numeric_id(tmp_path: Path) -> None:
     raw = make_raw(tmp_path / "raw", 12, 12)
     _, files = run_split(raw, tmp_path / "out")
-    ids = [parse_kaggle_name(name)[1] for name in files["train"]["cats"]]
+    ids = [parse_train_name(name)[1] for name in files["train"]["cats"]]
     assert ids == sorted(ids)
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stages.submission import HEADER, choose_model, format_submission, list_test_images, make_submission
+from stages.submission import HEADER, choose_model, format_submission, list_test_images, main
 from tests.tiny_models import make_workspace
 
 
@@ -31,7 +31,7 @@ def test_no_test_folder_gives_an_empty_list(tmp_path):
 
 
 def test_choose_model_reads_the_evaluate_metrics(tmp_path):
-    write_metrics(tmp_path, {"scratch": 0.5, "top": 0.3, "finetuned": 0.35})
+    write_metrics(tmp_path, {"scratch": 0.5, "top": 0.3, "finetune": 0.35})
     assert choose_model(tmp_path / "reports/evaluate/metrics.json") == "top"
     with pytest.raises(ValueError, match="evaluate stage"):
         choose_model(tmp_path / "missing.json")
@@ -40,18 +40,19 @@ def test_choose_model_reads_the_evaluate_metrics(tmp_path):
 def test_submission_uses_the_best_model_and_clips(tmp_path, monkeypatch):
     from stages.lib.params import load_params
     from stages.lib.predict import read_image
-    from stages.lib.training import load_model
+    from stages.lib.model_files import load_model
 
     root = make_workspace(tmp_path)
-    write_metrics(root, {"scratch": 0.7, "finetuned": 0.2, "top": 0.9})
+    write_metrics(root, {"scratch": 0.7, "finetune": 0.2, "top": 0.9})
     (root / "data/raw/test/3.jpg").write_bytes(b"\xff\xd8 not really a jpeg")  # unreadable: gets 0.5
     monkeypatch.chdir(root)
-    assert make_submission(load_params()) == 5
+    main()
     submission = pd.read_csv(root / "reports/submission.csv")
+    assert len(submission) == 5
     assert list(submission.columns) == ["id", "label"]
     assert submission["id"].tolist() == [1, 2, 3, 4, 5]
     assert submission.set_index("id").loc[3, "label"] == 0.5
-    model = load_model(root / "models/finetuned.keras")  # the best: lowest log loss
+    model = load_model(root / "models/finetune.keras")  # the best: lowest log loss
     image = read_image(root / "data/raw/test/4.jpg", 32)
     expected = float(np.clip(model.predict(image[np.newaxis], verbose=0)[0, 0], 0.005, 0.995))
     assert submission.set_index("id").loc[4, "label"] == pytest.approx(expected, abs=1e-6)
@@ -66,8 +67,8 @@ def test_submission_with_the_top_model_stacks_vgg16(tmp_path, monkeypatch):
     write_metrics(root, {"scratch": 0.7, "top": 0.1})
     monkeypatch.chdir(root)
     # VGG16 at 32x32 gives 1x1x512 features: the tiny top (2x2x8) does not fit, and says so.
-    with pytest.raises(ValueError, match="top model takes features of shape"):
-        make_submission(load_params())
+    with pytest.raises(ValueError, match="top classifier expects features of shape"):
+        main()
 
 
 def test_without_a_test_set_the_header_is_written(tmp_path, monkeypatch, caplog):
@@ -76,7 +77,7 @@ def test_without_a_test_set_the_header_is_written(tmp_path, monkeypatch, caplog)
     root = make_workspace(tmp_path, with_test=False)
     monkeypatch.chdir(root)
     with caplog.at_level("INFO", logger="submission"):
-        assert make_submission(load_params()) == 0
+        main()
     assert (root / "reports/submission.csv").read_text() == HEADER + "\n"
     assert "no test images" in caplog.text
 
@@ -88,7 +89,7 @@ def test_top_model_on_images_matches_features_from_the_same_vgg16(tmp_path, monk
     from stages.lib import vgg
     from stages.lib.params import load_params
     from stages.lib.predict import read_image
-    from stages.lib.training import save_model
+    from stages.lib.model_files import save_model
 
     root = make_workspace(tmp_path)
     keras.utils.set_random_seed(7)
@@ -98,10 +99,11 @@ def test_top_model_on_images_matches_features_from_the_same_vgg16(tmp_path, monk
     write_metrics(root, {"scratch": 0.7, "top": 0.1})
     monkeypatch.chdir(root)
     params = load_params()
-    assert make_submission(params) == 5
+    main()
+    assert len(pd.read_csv(root / "reports/submission.csv")) == 5
     submission = pd.read_csv(root / "reports/submission.csv").set_index("id")
 
-    extractor = vgg.build_feature_extractor(vgg.build_vgg16_base(32, "none", params.common.seed), "vgg16", 32)
+    extractor = vgg.vgg16_image_model(vgg.build_vgg16_base(32, "none", params.common.seed), "vgg16", 32)
     image = read_image(root / "data/raw/test/2.jpg", 32)
     features = extractor.predict(image[np.newaxis], verbose=0)
     expected = float(np.clip(top.predict(features, verbose=0)[0, 0], 0.005, 0.995))

@@ -34,14 +34,21 @@ def make_data(root: Path, train_count: int = 40, validation_count: int = 20) -> 
     write_split_layout(root / "data" / "validation", validation_count, SIZE, seed=2)
 
 
-def params_for(root: Path, changes: dict | None = None):
-    """Validated params whose paths all live under ``root``."""
-    raw = {"common": {"image_size": SIZE, "batch_size": 8}, "train_scratch": {"epochs": 1}, "paths": {}}
-    for key in ("train", "validation", "scratch_model", "scratch_reports"):
-        raw["paths"][key] = str(root / validate_params({}).paths.model_dump()[key])
+def params_for(root: Path, changes: dict | None = None) -> dict:
+    """The stage's arguments as its main() passes them: validated params, every path under ``root``."""
+    raw = {"common": {"image_size": SIZE, "batch_size": 8}, "train_scratch": {"epochs": 1}}
     for section, values in (changes or {}).items():
         raw.setdefault(section, {}).update(values)
-    return validate_params(raw)
+    params = validate_params(raw)
+    paths = params.paths
+    return {
+        "train_dir": root / paths.train,
+        "validation_dir": root / paths.validation,
+        "model_path": root / paths.scratch_model,
+        "reports_dir": root / paths.scratch_reports,
+        **params.common.model_dump(),
+        **params.train_scratch.model_dump(),
+    }
 
 
 @pytest.fixture(autouse=True)
@@ -55,7 +62,7 @@ def float32_policy():
 def test_builder_has_the_tutorial_shapes_and_parameter_count():
     from stages.lib.scratch_model import build_scratch_cnn
 
-    model = build_scratch_cnn((150, 150, 3))
+    model = build_scratch_cnn((150, 150, 3), [32, 32, 64], 64, 0.25, 0.5)  # the tutorial's values
     shapes = {layer.name: tuple(layer.output.shape[1:]) for layer in model.layers}
     # First conv pads ('same'), the others do not: 150 -> 75 -> 73 -> 36 -> 34 -> 17.
     assert shapes["rescale"] == (150, 150, 3)
@@ -85,7 +92,7 @@ def test_builder_refuses_an_image_size_too_small_for_the_conv_stack():
     with pytest.raises(ValueError, match=r"image_size=91 is too small for 5 conv.*at least 92"):
         check_image_size(91, 5)
     with pytest.raises(ValueError, match=r"image_size=32 is too small for 5 conv.*at least 92"):
-        build_scratch_cnn((32, 32, 3), filters=[8, 8, 8, 8, 8])
+        build_scratch_cnn((32, 32, 3), [8, 8, 8, 8, 8], 64, 0.25, 0.5)
 
 
 def test_schedule_is_the_tutorials_per_step_time_decay():
@@ -102,14 +109,15 @@ def test_schedule_is_the_tutorials_per_step_time_decay():
 def test_augmentation_changes_images_not_labels_and_can_be_switched_off():
     import tensorflow as tf
 
-    from stages.lib.scratch_model import apply_augmentation, build_augmentation
+    from stages.lib.augmentation import augmentation_layers, batch_augmentation
 
-    assert build_augmentation(0.0, 0.0, False, seed=1) == []
-    layers = build_augmentation(0.2, 0.2, True, seed=1)
+    assert augmentation_layers(0.0, 0.0, False, seed=1) == []
+    assert batch_augmentation(0.0, 0.0, False, seed=1) is None
+    layers = augmentation_layers(0.2, 0.2, True, seed=1)
     assert [layer.__class__.__name__ for layer in layers] == ["RandomShear", "RandomZoom", "RandomFlip"]
     images = tf.constant(np.random.default_rng(0).uniform(0, 255, (4, SIZE, SIZE, 3)), tf.float32)
     labels = tf.constant([0.0, 1.0, 0.0, 1.0])
-    augmented, same_labels = apply_augmentation(layers, images, labels)
+    augmented, same_labels = batch_augmentation(0.2, 0.2, True, seed=1)(images, labels)
     assert augmented.shape == images.shape and augmented.dtype == tf.float32
     assert not np.allclose(augmented.numpy(), images.numpy())
     assert float(tf.reduce_min(augmented)) >= 0 and float(tf.reduce_max(augmented)) <= 255.001
@@ -120,7 +128,7 @@ def test_augmentation_changes_images_not_labels_and_can_be_switched_off():
 def test_stage_learns_writes_every_output_and_the_model_reloads(tmp_path, monkeypatch):
     from stages import train_scratch
     from stages.lib.data import list_labelled_images, make_image_dataset
-    from stages.lib.training import load_model
+    from stages.lib.model_files import load_model
 
     make_data(tmp_path)
     write_params(tmp_path, RUN_PARAMS)
@@ -161,7 +169,7 @@ def test_early_stopping_ends_a_run_whose_validation_loss_stops_improving(tmp_pat
             for path in rng.choice(files, size=len(files) // 2, replace=False):
                 shutil.move(path, tmp_path / "data" / split / target / path.name)
     params = params_for(tmp_path, {"train_scratch": {"epochs": 20, "patience": 1, "learning_rate": 0.05, "cache": "none"}})
-    summary = train_scratch(params)
+    summary = train_scratch(**params)
     assert summary["epochs_run"] < 20
     assert summary["epochs_run"] == summary["best_epoch"] + 1  # stopped `patience` epochs after the best
 
@@ -170,11 +178,11 @@ def test_early_stopping_ends_a_run_whose_validation_loss_stops_improving(tmp_pat
 def test_mixed_precision_keeps_a_float32_output(tmp_path):
     import keras
 
-    from stages.lib.training import load_model
+    from stages.lib.model_files import load_model
     from stages.train_scratch import train_scratch
 
     make_data(tmp_path, train_count=8, validation_count=4)
-    train_scratch(params_for(tmp_path, {"train_scratch": {"epochs": 1, "mixed_precision": True}}))
+    train_scratch(**params_for(tmp_path, {"train_scratch": {"epochs": 1, "mixed_precision": True}}))
     assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"  # CPU: bfloat16
     keras.mixed_precision.set_global_policy("float32")
     model = load_model(tmp_path / "models/scratch.keras")
@@ -199,7 +207,7 @@ def test_bad_input_stops_before_training_with_a_clear_error(tmp_path, damage, me
     make_data(tmp_path, train_count=4, validation_count=2)
     damage(tmp_path)
     with pytest.raises(ValueError, match=message):
-        train_scratch(params_for(tmp_path))
+        train_scratch(**params_for(tmp_path))
     assert not (tmp_path / "models").exists() and not (tmp_path / "reports").exists()
 
 
@@ -208,7 +216,7 @@ def test_too_small_image_size_for_the_filters_is_refused(tmp_path):
 
     make_data(tmp_path, train_count=2, validation_count=1)
     with pytest.raises(ValueError, match="common.image_size=32 is too small"):
-        train_scratch(params_for(tmp_path, {"train_scratch": {"filters": [4, 4, 4, 4, 4]}}))
+        train_scratch(**params_for(tmp_path, {"train_scratch": {"filters": [4, 4, 4, 4, 4]}}))
 
 
 def test_an_image_unreadable_outside_the_checked_sample_is_named(tmp_path, monkeypatch):
@@ -218,7 +226,7 @@ def test_an_image_unreadable_outside_the_checked_sample_is_named(tmp_path, monke
     (tmp_path / "data/train/dogs/dog.2.jpg").write_bytes(b"\xff\xd8 truncated jpeg")
     monkeypatch.setattr(stage, "CHECKED_PER_CLASS", 1)  # the sample holds only dog.0
     with pytest.raises(ValueError, match=r"cannot decode image\(s\): .*dog\.2\.jpg"):
-        stage.train_scratch(params_for(tmp_path))
+        stage.train_scratch(**params_for(tmp_path))
 
 
 def test_a_failed_save_leaves_no_partial_model(tmp_path, monkeypatch):
@@ -234,7 +242,7 @@ def test_a_failed_save_leaves_no_partial_model(tmp_path, monkeypatch):
 
     monkeypatch.setattr(keras.Model, "save", half_save)
     with pytest.raises(OSError, match="could not save the model"):
-        train_scratch(params_for(tmp_path))
+        train_scratch(**params_for(tmp_path))
     assert list((tmp_path / "models").iterdir()) == []
     assert not (tmp_path / "reports/scratch/metrics.json").exists()
 
@@ -262,7 +270,7 @@ def test_dvc_repro_runs_the_stage(dvc_repo):
 
 @pytest.mark.slow
 def test_deterministic_runs_are_bit_identical_across_processes(tmp_path):
-    from stages.lib.training import load_model
+    from stages.lib.model_files import load_model
 
     make_data(tmp_path, train_count=8, validation_count=4)
     for run_name in ("first", "second"):

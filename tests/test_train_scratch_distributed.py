@@ -25,7 +25,7 @@ TWO_LOGICAL_CPUS = """
 import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from stages.lib.cli import run_stage
+from stages.lib.runner import run_stage
 from stages.train_scratch import main
 run_stage("train_scratch", main)
 """
@@ -99,5 +99,5 @@ def test_multiworker_strategy_trains_with_two_worker_processes(tmp_path):
     assert metrics["replicas"] == 2 and metrics["train_count"] == 32
     assert (chief / "models/scratch.keras").is_file()
     assert not (other / "models").exists() and not (other / "reports").exists()
-    run([sys.executable, "-c", "from stages.lib.training import load_model; load_model('models/scratch.keras')"],
+    run([sys.executable, "-c", "from stages.lib.model_files import load_model; load_model('models/scratch.keras')"],
         cwd=chief)

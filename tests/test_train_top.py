@@ -13,8 +13,8 @@ import yaml
 
 from stages import train_top as stage
 from stages.lib import features as feature_files
-from stages.lib.cli import run_stage
-from stages.lib.training import load_model
+from stages.lib.runner import run_stage
+from stages.lib.model_files import load_model
 from tests.conftest import ROOT
 
 FEATURE_SHAPE = (2, 2, 8)
@@ -79,7 +79,7 @@ def test_train_top_learns_writes_outputs_and_reloads_in_safe_mode(tmp_path, monk
     # Phi(5.7 / 2) = 99.8 %. Chance is 50 %; 90 % leaves room for 8 short epochs on 160 rows.
     assert metrics["final_val_accuracy"] > 0.9
     assert metrics["epochs_run"] == 8 and metrics["train_count"] == 160 and metrics["validation_count"] == 80
-    assert metrics["train_seconds"] > 0
+    assert metrics["training_seconds"] > 0
     history = (project / "reports/top/history.csv").read_text().splitlines()
     assert history[0] == "epoch,loss,accuracy,val_loss,val_accuracy" and len(history) == 9
     assert (project / "reports/top/live").is_dir()

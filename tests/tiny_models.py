@@ -59,7 +59,7 @@ def make_workspace(root: Path, per_class: int = 6, with_test: bool = True) -> Pa
     code that assumes the image order would be caught.
     """
     from stages.lib.params import Params
-    from stages.lib.training import save_model
+    from stages.lib.model_files import save_model
 
     write_split_layout(root / "data" / "validation", per_class, IMAGE_SIZE, seed=3)
     write_split_layout(root / "data" / "train", per_class, IMAGE_SIZE, seed=4)
@@ -68,7 +68,7 @@ def make_workspace(root: Path, per_class: int = 6, with_test: bool = True) -> Pa
     (root / "models").mkdir()
     save_model(tiny_image_model(0), root / "models" / "scratch.keras")
     save_model(tiny_top_model(1), root / "models" / "top.keras")
-    save_model(tiny_image_model(2), root / "models" / "finetuned.keras")
+    save_model(tiny_image_model(2), root / "models" / "finetune.keras")
 
     names = [f"cats/cat.{i}.jpg" for i in range(per_class)] + [f"dogs/dog.{i}.jpg" for i in range(per_class)]
     labels = np.array([0] * per_class + [1] * per_class, dtype=np.int32)

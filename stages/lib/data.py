@@ -1,6 +1,6 @@
 """Listing the split's images and reading them with tf.data.
 
-Labels follow Kaggle's convention: class folders sorted, ``cats`` = 0, ``dogs`` = 1.
+Labels come from the class folders (:mod:`stages.lib.labels`: ``cats`` = 0, ``dogs`` = 1).
 Images reach every model as float32 RGB in [0, 255], resized to the shared size;
 each model does its own scaling (Rescaling layer, VGG16's preprocess_input).
 """
@@ -11,8 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-CLASS_NAMES = ("cats", "dogs")  # index = label: cat 0, dog 1
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+from stages.lib.labels import CLASS_FOLDERS, IMAGE_SUFFIXES
 
 
 def list_images(directory: str | Path) -> list[Path]:
@@ -35,10 +34,10 @@ def list_labelled_images(directory: str | Path) -> tuple[list[Path], np.ndarray]
         raise ValueError(f"data folder not found: {directory} (run the split stage first)")
     paths: list[Path] = []
     labels: list[int] = []
-    for label, class_name in enumerate(CLASS_NAMES):
+    for label, class_name in enumerate(CLASS_FOLDERS):
         class_dir = directory / class_name
         if not class_dir.is_dir():
-            raise ValueError(f"class folder missing: {class_dir} (expected {', '.join(CLASS_NAMES)})")
+            raise ValueError(f"class folder missing: {class_dir} (expected {', '.join(CLASS_FOLDERS)})")
         files = list_images(class_dir)
         if not files:
             raise ValueError(f"class folder is empty: {class_dir}; both classes need images")

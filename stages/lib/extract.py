@@ -19,7 +19,7 @@ import zipfile
 import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePosixPath
-from typing import Protocol
+from dataclasses import dataclass
 
 # Members smaller than this are exempt from the per-member ratio check: a small
 # file of zeros compresses extremely well and is harmless; the archive's overall
@@ -29,8 +29,9 @@ _COPY_CHUNK = 1 << 20
 _DRIVE = re.compile(r"^[A-Za-z]:")
 
 
-class Limits(Protocol):
-    """What extraction needs from ``download.limits``."""
+@dataclass(frozen=True)
+class Limits:
+    """The limits that refuse archive bombs (``download.limits``)."""
 
     max_members: int
     max_total_bytes: int

@@ -1,6 +1,6 @@
 """Bottleneck feature files: streamed to disk by extract_features, validated when read by train_top.
 
-Layout of ``features/`` (paths.features), one set per split (train, validation):
+Layout of the features folder, one set per split (train, validation):
 
 - ``<split>_features.npy``: float32, N x H x W x 512 (4 x 4 x 512 at 150 x 150);
 - ``<split>_labels.npy``: int32, N (cat 0, dog 1);

@@ -15,6 +15,14 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+# File names inside a stage's reports folder (paths.*_reports); dvc.yaml declares the same names.
+METRICS_FILE = "metrics.json"
+HISTORY_FILE = "history.csv"
+LIVE_FOLDER = "live"
+PREDICTIONS_FILE = "predictions.csv"
+ROC_FOLDER = "roc"
+METRIC_DECIMALS = 6
+
 
 def _temporary_sibling(target: Path, suffix: str = "") -> Path:
     """A fresh, unused path in the target's folder (same file system as the target)."""
@@ -65,9 +73,6 @@ def write_text(target: str | Path, text: str) -> None:
         temporary.write_text(text, encoding="utf-8")
 
 
-METRIC_DECIMALS = 6
-
-
 def metrics_for_json(value):
     """Metrics ready for a metrics file: floats rounded to 6 decimals (no last-bit noise in
     ``dvc metrics diff``), NaN and infinities (undefined) as null, nested mappings alike."""
@@ -81,12 +86,3 @@ def metrics_for_json(value):
 def write_json(target: str | Path, data: object) -> None:
     """Write JSON atomically (sorted keys, indented, trailing newline: stable diffs)."""
     write_text(target, json.dumps(data, indent=2, sort_keys=True) + "\n")
-
-
-def save_numpy(target: str | Path, array) -> None:
-    """Save a NumPy array to .npy atomically."""
-    import numpy as np
-
-    with atomic_path(target) as temporary:
-        with open(temporary, "wb") as handle:
-            np.save(handle, array)

@@ -23,11 +23,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
-TRAIN_NAME = re.compile(r"^(cat|dog)\.(\d+)\.jpe?g$", re.IGNORECASE)
-TEST_NAME = re.compile(r"^(\d+)\.jpe?g$", re.IGNORECASE)
+from stages.lib.labels import ARCHIVE_PHOTO_SUFFIXES, canonical_test_name, canonical_train_name
+
 TEST_FOLDERS = ("test", "test1")
 NESTED_ZIP = re.compile(r"^(train|test)[^/]*\.zip$", re.IGNORECASE)
-IMAGE_SUFFIXES = (".jpg", ".jpeg")
 
 
 @dataclass
@@ -43,19 +42,7 @@ class Plan:
 
 def skip_reason(name: str) -> str:
     """Why a file that fits no layout is skipped (for the counts in the log)."""
-    return "unrecognised name" if PurePosixPath(name).suffix.lower() in IMAGE_SUFFIXES else "not an image"
-
-
-def train_name(file_name: str) -> str | None:
-    """``cat.N.jpg`` / ``dog.N.jpg`` for a Kaggle train file name (any case, .jpeg too), else None."""
-    match = TRAIN_NAME.match(file_name)
-    return f"{match.group(1).lower()}.{int(match.group(2))}.jpg" if match else None
-
-
-def test_name(file_name: str) -> str | None:
-    """``N.jpg`` for a Kaggle test file name, else None."""
-    match = TEST_NAME.match(file_name)
-    return f"{int(match.group(1))}.jpg" if match else None
+    return "unrecognised name" if PurePosixPath(name).suffix.lower() in ARCHIVE_PHOTO_SUFFIXES else "not an image"
 
 
 def _place(plan: Plan, member: str, size: int, parts: list[str]) -> None:
@@ -66,7 +53,7 @@ def _place(plan: Plan, member: str, size: int, parts: list[str]) -> None:
         plan.skipped["macOS metadata"] += 1
         return
     if len(folders) >= 2 and folders[-2] == "petimages" and folders[-1] in ("cat", "dog"):
-        number = test_name(base)  # Microsoft names its files N.jpg
+        number = canonical_test_name(base)  # Microsoft names its files N.jpg
         if number is None:
             plan.skipped[skip_reason(base)] += 1
         elif size == 0:
@@ -76,7 +63,7 @@ def _place(plan: Plan, member: str, size: int, parts: list[str]) -> None:
             plan.layouts.add("microsoft")
         return
     in_test_folder = bool(folders) and folders[-1] in TEST_FOLDERS
-    output = test_name(base) if in_test_folder else train_name(base)
+    output = canonical_test_name(base) if in_test_folder else canonical_train_name(base)
     if output is not None:
         if size == 0:
             plan.skipped["empty"] += 1

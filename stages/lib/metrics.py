@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-CLASS_LABELS = ("cat", "dog")  # index = label
+from stages.lib.labels import CLASS_LABELS
 
 
 def clip_probabilities(probabilities, clip: float) -> np.ndarray:

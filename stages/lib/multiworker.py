@@ -44,15 +44,18 @@ def padded_shard(paths: list, labels: np.ndarray, index: int, count: int, length
     )
 
 
-def fit_multiworker(model, strategy, augmentation: list, train, validation, params) -> dict[str, list[float]]:
-    """Train ``model`` (compiled, built in ``strategy.scope()``) with early stopping; return its history."""
+def fit_multiworker(
+    model, strategy, augment, train, validation, *, image_size: int, batch_size: int, seed: int, cache: bool,
+    epochs: int, patience: int, restore_best_weights: bool,
+) -> dict[str, list[float]]:
+    """Train ``model`` (compiled, built in ``strategy.scope()``) with early stopping; return its history.
+
+    ``augment`` is the per-batch training augmentation (or None); ``batch_size`` is the global batch.
+    """
     import keras
     import tensorflow as tf
 
-    from stages.lib.scratch_model import apply_augmentation
-
-    common, section = params.common, params.train_scratch
-    global_batch = common.batch_size
+    global_batch = batch_size
     if global_batch % strategy.num_replicas_in_sync:
         raise ValueError(
             f"common.batch_size={global_batch} must be a multiple of the {strategy.num_replicas_in_sync} replicas"
@@ -65,14 +68,12 @@ def fit_multiworker(model, strategy, augmentation: list, train, validation, para
     per_worker = math.ceil(len(validation[0]) / workers)
     per_worker_batch = global_batch // workers
     validation_steps = math.ceil(per_worker / per_worker_batch)
-    cache = section.cache == "memory"
-    augment = (lambda images, labels: apply_augmentation(augmentation, images, labels)) if augmentation else None
 
     def train_input(context):
         paths, labels = shard(*train, context.input_pipeline_id, context.num_input_pipelines)
         batch = context.get_per_replica_batch_size(global_batch)
         return make_image_dataset(
-            paths, labels, common.image_size, batch, shuffle=True, seed=common.seed + context.input_pipeline_id,
+            paths, labels, image_size, batch, shuffle=True, seed=seed + context.input_pipeline_id,
             cache=cache, augment=augment,
         ).repeat()
 
@@ -80,7 +81,7 @@ def fit_multiworker(model, strategy, augmentation: list, train, validation, para
         paths, labels = padded_shard(
             *validation, context.input_pipeline_id, context.num_input_pipelines, validation_steps * per_worker_batch
         )
-        return make_image_dataset(paths, labels, common.image_size, context.get_per_replica_batch_size(global_batch),
+        return make_image_dataset(paths, labels, image_size, context.get_per_replica_batch_size(global_batch),
                                   cache=cache)
 
     train_iterator = iter(strategy.distribute_datasets_from_function(train_input))
@@ -120,22 +121,22 @@ def fit_multiworker(model, strategy, augmentation: list, train, validation, para
 
     history: dict[str, list[float]] = {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": []}
     best_loss, best_weights, wait = math.inf, None, 0
-    for epoch in range(section.epochs):
+    for epoch in range(epochs):
         totals = sum(train_step(train_iterator).numpy() for _ in range(steps))
         validation_totals = sum(validation_step(*batch).numpy() for batch in validation_dataset)
         for prefix, (loss_sum, correct, count) in (("", totals), ("val_", validation_totals)):
             history[prefix + "loss"].append(float(loss_sum / count))
             history[prefix + "accuracy"].append(float(correct / count))
         logger.info(
-            "epoch %d/%d - loss %.4f - accuracy %.4f - val_loss %.4f - val_accuracy %.4f", epoch + 1, section.epochs,
+            "epoch %d/%d - loss %.4f - accuracy %.4f - val_loss %.4f - val_accuracy %.4f", epoch + 1, epochs,
             *(history[key][-1] for key in ("loss", "accuracy", "val_loss", "val_accuracy")),
         )
         wait += 1  # the same bookkeeping as keras.callbacks.EarlyStopping
         if history["val_loss"][-1] < best_loss:
             best_loss, wait = history["val_loss"][-1], 0
-            if section.restore_best_weights:
+            if restore_best_weights:
                 best_weights = model.get_weights()
-        elif wait >= section.patience and epoch > 0:
+        elif wait >= patience and epoch > 0:
             logger.info("early stopping after epoch %d", epoch + 1)
             break
     if best_weights is not None:

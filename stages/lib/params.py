@@ -14,6 +14,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 DEFAULT_PARAMS_FILE = "params.yaml"
+# The trained models, in pipeline order, by the name their stage, params, reports and files share.
+MODEL_NAMES = ("scratch", "top", "finetune")
 
 PositiveInt = Annotated[int, Field(gt=0)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
@@ -48,10 +50,9 @@ class PathsParams(Section):
     split_report: str = "reports/data/split.json"  # counts only (dvc metrics)
     split_files: str = "reports/data/split_files.json"  # chosen, dropped, normalized file lists
     features: str = "features"
-    models: str = "models"
     scratch_model: str = "models/scratch.keras"
     top_model: str = "models/top.keras"
-    finetuned_model: str = "models/finetuned.keras"
+    finetune_model: str = "models/finetune.keras"
     scratch_reports: str = "reports/scratch"
     top_reports: str = "reports/top"
     finetune_reports: str = "reports/finetune"
@@ -59,6 +60,10 @@ class PathsParams(Section):
     figures: str = "reports/figures"
     summary: str = "reports/summary.md"
     submission: str = "reports/submission.csv"
+
+    def model_files(self) -> dict[str, Path]:
+        """Each trained model's file, by the model's name (:data:`MODEL_NAMES`)."""
+        return {name: Path(getattr(self, f"{name}_model")) for name in MODEL_NAMES}
 
 
 class KaggleFiles(Section):

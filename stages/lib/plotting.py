@@ -82,7 +82,7 @@ def confusion_figure(matrices: dict[str, np.ndarray], class_names=("cat", "dog")
 def roc_figure(curves: dict[str, pd.DataFrame], auc: dict[str, float | None]):
     """ROC curves (fpr, tpr) of every model on one axes, with their AUC in the legend."""
     figure, axes = plt.subplots(figsize=(5.2, 5.0))
-    # Line styles differ too: identical models (finetuned with finetune.epochs 0 is top) overlap exactly.
+    # Line styles differ too: identical models (finetune with finetune.epochs 0 is top) overlap exactly.
     styles = ("-", "--", ":", "-.")
     for index, (name, curve) in enumerate(curves.items()):
         value = auc.get(name)

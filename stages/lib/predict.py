@@ -1,7 +1,7 @@
-"""Shared prediction code: models by name, P(dog) for image files, clipped.
+"""Shared prediction code: image models from model files, P(dog) for image files, clipped.
 
 Used by the evaluate and submission stages and by ``catsdogs predict``. Every
-model answers P(dog) for raw RGB [0, 255] images: ``scratch`` and ``finetuned``
+model answers P(dog) for raw RGB [0, 255] images: ``scratch`` and ``finetune``
 take pixels themselves; ``top`` takes VGG16 bottleneck features, so for images
 it is stacked on the same VGG16 base and preprocessing extract_features used.
 """
@@ -19,7 +19,6 @@ from stages.lib.metrics import clip_probabilities
 
 logger = logging.getLogger(__name__)
 
-MODEL_NAMES = ("scratch", "top", "finetuned")
 CHUNK_BATCHES = 8  # files decoded per model call, in batches: bounded memory, few calls
 
 
@@ -30,16 +29,6 @@ class ImagePrediction:
     path: Path
     probability: float | None = None
     error: str | None = None
-
-
-def model_paths(params) -> dict[str, Path]:
-    """Each named model's file, from params.paths."""
-    paths = params.paths
-    return {
-        "scratch": Path(paths.scratch_model),
-        "top": Path(paths.top_model),
-        "finetuned": Path(paths.finetuned_model),
-    }
 
 
 def takes_images(model) -> bool:
@@ -58,41 +47,22 @@ def model_image_size(model, default: int) -> int:
     return int(height)
 
 
-def stack_on_vgg16(top_model, image_size: int, weights: str, preprocessing: str, seed: int):
-    """Images -> VGG16 preprocessing + base -> ``top_model``: the bottleneck classifier for raw pixels."""
-    import keras
+def load_image_model(path: str | Path, *, image_size: int, weights: str, preprocessing: str, seed: int):
+    """The model in ``path`` as a model of raw [0, 255] images.
 
-    from stages.lib import vgg
-
-    base = vgg.build_vgg16_base(image_size, weights, seed)
-    extractor = vgg.build_feature_extractor(base, preprocessing, image_size)
-    expected = tuple(top_model.input_shape[1:])
-    if tuple(extractor.output_shape[1:]) != expected:
-        raise ValueError(
-            f"the top model takes features of shape {expected} but VGG16 at {image_size}x{image_size} "
-            f"gives {tuple(extractor.output_shape[1:])}: common.image_size differs from the one it was trained at"
-        )
-    inputs = keras.Input((image_size, image_size, 3), name="image")
-    return keras.Model(inputs, top_model(extractor(inputs)), name="vgg16_top")
-
-
-def load_image_model(name_or_path: str | Path, params):
-    """A model taking raw [0, 255] images: ``scratch``, ``top``, ``finetuned`` or a ``.keras`` path.
-
-    A model that takes features rather than images (``top``) is stacked on VGG16
-    built as extract_features built it (its weights, preprocessing and seed).
+    A model that takes features rather than images (the top classifier) is stacked
+    on VGG16 built as extract_features built it: ``image_size``, ``weights``,
+    ``preprocessing`` and ``seed`` are that stage's.
     """
-    from stages.lib import vgg  # noqa: F401  (registers the preprocessing layer for safe-mode loading)
-    from stages.lib.training import load_model
+    from stages.lib import vgg
+    from stages.lib.model_files import load_model
 
-    named = model_paths(params)
-    path = named.get(str(name_or_path), Path(name_or_path))
     model = load_model(path)
     if takes_images(model):
         return model
-    section = params.extract_features
-    logger.info("%s takes VGG16 features: stacking it on VGG16 (weights: %s)", path, section.weights)
-    return stack_on_vgg16(model, params.common.image_size, section.weights, section.preprocessing, params.common.seed)
+    logger.info("%s takes VGG16 features: stacking it on VGG16 (weights: %s)", path, weights)
+    base = vgg.build_vgg16_base(image_size, weights, seed)
+    return vgg.vgg16_image_model(base, preprocessing, image_size, top=model, name="vgg16_top")
 
 
 def predict_array(model, images: np.ndarray, batch_size: int) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""The tutorial's small CNN, its optimizer and its training augmentation (pure builders, no I/O).
+"""The tutorial's small CNN and its optimizer (pure builders, no I/O).
 
 The model ends in a single sigmoid unit giving P(dog), the project's contract for
 every classifier. It is equivalent to the tutorial's 2-way softmax (softmax over
@@ -40,17 +40,17 @@ def check_image_size(image_size: int, conv_layers: int) -> None:
 
 def build_scratch_cnn(
     input_shape: tuple[int, int, int],
-    filters: list[int] | tuple[int, ...] = (32, 32, 64),
-    dense_units: int = 64,
-    conv_dropout: float = 0.25,
-    dense_dropout: float = 0.5,
+    filters: list[int] | tuple[int, ...],
+    dense_units: int,
+    conv_dropout: float,
+    dense_dropout: float,
 ):
     """The tutorial's CNN: Rescaling, (Conv 3x3 ReLU + MaxPool 2) per filter count, Dense, sigmoid P(dog).
 
     Takes raw [0, 255] pixels (a Rescaling(1/255) layer comes first). The first
     convolution pads ('same'), the others do not ('valid'), as in the tutorial:
-    at 150x150 the last feature map is 17x17x64 and the model has 1,212,513
-    parameters. Augmentation is not part of the model (it is applied to training
+    with the tutorial's filters (32, 32, 64) at 150x150 the last feature map is
+    17x17x64. Augmentation is not part of the model (it is applied to training
     batches in the tf.data pipeline), so the saved model holds only inference
     layers and loads in Keras safe mode. The last Dense outputs float32 so that
     mixed precision never degrades the probabilities or the loss.
@@ -95,36 +95,3 @@ def make_optimizer(learning_rate: float, momentum: float, decay: float | None, e
     import keras
 
     return keras.optimizers.SGD(learning_rate=time_decay_schedule(learning_rate, decay, epochs), momentum=momentum)
-
-
-def build_augmentation(shear: float, zoom: float, horizontal_flip: bool, seed: int) -> list:
-    """The tutorial's training augmentation as seeded Keras preprocessing layers (empty list: none).
-
-    ``ImageDataGenerator(shear_range=0.2)`` read 0.2 as an angle in *degrees*
-    (a no-op in practice); ``RandomShear`` reads it as a shear coefficient (up to
-    about 11 degrees), which is what the tutorial meant. Zoom draws the two axes
-    independently in [1 - zoom, 1 + zoom], like ImageDataGenerator; edges are
-    filled with the nearest pixel, ImageDataGenerator's default.
-    """
-    from keras import layers
-
-    augmentation = []
-    if shear > 0:
-        augmentation.append(layers.RandomShear(x_factor=shear, fill_mode="nearest", seed=seed, name="shear"))
-    if zoom > 0:
-        augmentation.append(
-            layers.RandomZoom(
-                height_factor=(-zoom, zoom), width_factor=(-zoom, zoom), fill_mode="nearest", seed=seed + 1,
-                name="zoom",
-            )
-        )
-    if horizontal_flip:
-        augmentation.append(layers.RandomFlip("horizontal", seed=seed + 2, name="flip"))
-    return augmentation
-
-
-def apply_augmentation(augmentation: list, images, labels):
-    """Apply the augmentation layers to one batch of images (training mode); labels pass through."""
-    for layer in augmentation:
-        images = layer(images, training=True)
-    return images, labels

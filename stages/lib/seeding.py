@@ -2,24 +2,21 @@
 
 from __future__ import annotations
 
-import os
 import random
+import sys
 
 import numpy as np
 
 
-def seed_everything(seed: int, deterministic: bool = False) -> None:
+def seed_everything(seed: int, deterministic: bool) -> None:
     """Seed Python, NumPy and (if imported) TensorFlow/Keras; optionally ask for deterministic ops.
 
     Deterministic TensorFlow kernels make training bit-exact on one machine and one
     software stack, at a speed cost; without them, some CPU/GPU reductions are
     order-dependent and results differ in the last bits from run to run.
     """
-    os.environ["PYTHONHASHSEED"] = str(seed)
     random.seed(seed)
     np.random.seed(seed)
-    import sys
-
     if "keras" in sys.modules or "tensorflow" in sys.modules:
         import keras
 

@@ -30,8 +30,9 @@ from urllib.parse import urlsplit
 import requests
 
 from stages.lib import layouts
-from stages.lib.extract import extract_members, list_members, verify_zip
+from stages.lib.extract import Limits, extract_members, list_members, verify_zip
 from stages.lib.http import download_file
+from stages.lib.labels import canonical_test_name, canonical_train_name
 from stages.lib.synthetic import write_kaggle_test, write_kaggle_train
 
 logger = logging.getLogger(__name__)
@@ -95,24 +96,21 @@ def _download_name(url: str) -> str:
     return name if name and all(c.isalnum() or c in "._-" for c in name) else "download.zip"
 
 
-def from_url(url: str, outputs: Outputs, scratch: Path, params) -> Counter:
+def from_url(url: str, outputs: Outputs, scratch: Path, *, limits: Limits, retries: int, timeout_s: float) -> Counter:
     """Download a zip (resumed, retried, verified), then normalise it."""
-    archive = download_file(
-        url, scratch / _download_name(url),
-        retries=params.retries, timeout_s=params.timeout_s, verify=verify_zip,
-    )
-    skipped = import_zip(archive, outputs, scratch, params.limits)
+    archive = download_file(url, scratch / _download_name(url), retries=retries, timeout_s=timeout_s, verify=verify_zip)
+    skipped = import_zip(archive, outputs, scratch, limits)
     archive.unlink()
     _require_train(outputs, "the downloaded archive")
     return skipped
 
 
-def from_archive(path: str | Path, outputs: Outputs, scratch: Path, params) -> Counter:
+def from_archive(path: str | Path, outputs: Outputs, scratch: Path, *, limits: Limits) -> Counter:
     """Normalise a zip already on disk."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise ValueError(f"download.archive not found: {path}")
-    skipped = import_zip(path, outputs, scratch, params.limits)
+    skipped = import_zip(path, outputs, scratch, limits)
     _require_train(outputs, str(path))
     return skipped
 
@@ -143,28 +141,24 @@ def from_dir(directory: str | Path, outputs: Outputs) -> Counter:
     if not directory.is_dir():
         raise ValueError(f"download.dir not found: {directory}")
     train = directory / "train" if (directory / "train").is_dir() else directory
-    copied, skipped = _copy_folder(train, outputs.train, layouts.train_name)
+    copied, skipped = _copy_folder(train, outputs.train, canonical_train_name)
     if not copied:
         raise ValueError(f"download.dir {train} holds no cat.N.jpg / dog.N.jpg images")
     logger.info("copied %d train images from %s", copied, train)
     test = train.parent / "test"
     if test.is_dir() and test.resolve() != train.resolve():
-        copied, test_skipped = _copy_folder(test, outputs.test, layouts.test_name)
+        copied, test_skipped = _copy_folder(test, outputs.test, canonical_test_name)
         logger.info("copied %d test images from %s", copied, test)
         skipped += test_skipped
     return skipped
 
 
-def from_synthetic(outputs: Outputs, params, seed: int) -> Counter:
+def from_synthetic(outputs: Outputs, *, count: int, size: int, test_count: int, seed: int) -> Counter:
     """Generate the synthetic train (and test) images."""
-    synthetic = params.synthetic
-    logger.info(
-        "generating %d cats + %d dogs and %d test images (%dpx, seed %d)",
-        synthetic.count, synthetic.count, synthetic.test_count, synthetic.size, seed,
-    )
-    write_kaggle_train(outputs.train, synthetic.count, synthetic.size, seed)
-    if synthetic.test_count:
-        write_kaggle_test(outputs.test, synthetic.test_count, synthetic.size, seed)
+    logger.info("generating %d cats + %d dogs and %d test images (%dpx, seed %d)", count, count, test_count, size, seed)
+    write_kaggle_train(outputs.train, count, size, seed)
+    if test_count:
+        write_kaggle_test(outputs.test, test_count, size, seed)
     return Counter()
 
 
@@ -220,38 +214,41 @@ def _kaggle_file(api, competition: str, file_name: str, folder: Path) -> Path:
     return arrived[0]
 
 
-def from_kaggle(outputs: Outputs, scratch: Path, params) -> Counter:
+def from_kaggle(outputs: Outputs, scratch: Path, *, competition: str, kaggle_files: dict, limits: Limits) -> Counter:
     """Download the competition's train (and test) archives with the Kaggle client and normalise them."""
     api = kaggle_api()
     skipped = Counter()
-    files = params.kaggle_files
-    for role, file_name in (("train", files.train), ("test", files.test)):
+    for role in ("train", "test"):
+        file_name = kaggle_files[role]
         if not file_name:
             continue
-        archive = _kaggle_file(api, params.competition, file_name, scratch / f"kaggle-{role}")
+        archive = _kaggle_file(api, competition, file_name, scratch / f"kaggle-{role}")
         verify_zip(archive)
         folder = outputs.train if role == "train" else outputs.test
         before = len(list(folder.glob("*.jpg"))) if folder.is_dir() else 0
-        skipped += import_zip(archive, outputs, scratch, params.limits)
+        skipped += import_zip(archive, outputs, scratch, limits)
         if (len(list(folder.glob("*.jpg"))) if folder.is_dir() else 0) == before:
             raise ValueError(f"Kaggle's {file_name} holds no {role} images in a recognised layout")
         archive.unlink()
     return skipped
 
 
-def fetch(params, seed: int, outputs: Outputs, scratch: Path) -> Counter:
-    """Fill ``outputs`` from ``params.source`` (a ``DownloadParams``); return skipped counts by reason."""
-    source = params.source
+def fetch(
+    outputs: Outputs, scratch: Path, *, source: str, seed: int, competition: str, kaggle_files: dict,
+    microsoft_url: str, url: str, archive: str, dir: str, synthetic: dict, limits: dict, retries: int,
+    timeout_s: float,
+) -> Counter:
+    """Fill ``outputs`` from ``source`` (the download params' values); return skipped counts by reason."""
+    limits = Limits(**limits)
     if source == "kaggle":
-        return from_kaggle(outputs, scratch, params)
-    if source == "microsoft":
-        return from_url(params.microsoft_url, outputs, scratch, params)
-    if source == "url":
-        return from_url(params.url, outputs, scratch, params)
+        return from_kaggle(outputs, scratch, competition=competition, kaggle_files=kaggle_files, limits=limits)
+    if source in ("microsoft", "url"):
+        address = microsoft_url if source == "microsoft" else url
+        return from_url(address, outputs, scratch, limits=limits, retries=retries, timeout_s=timeout_s)
     if source == "archive":
-        return from_archive(params.archive, outputs, scratch, params)
+        return from_archive(archive, outputs, scratch, limits=limits)
     if source == "dir":
-        return from_dir(params.dir, outputs)
+        return from_dir(dir, outputs)
     if source == "synthetic":
-        return from_synthetic(outputs, params, seed)
+        return from_synthetic(outputs, **synthetic, seed=seed)
     raise ValueError(f"download.source {source!r} is not one of kaggle, {ALTERNATIVES}")

@@ -1,4 +1,4 @@
-"""reports/summary.md: the models compared with each other and with the tutorial, data counts, params.
+"""The summary markdown: the models compared with each other and with the tutorial, data counts, params.
 
 Pure text rendering from the JSON reports the stages write; no I/O here.
 """
@@ -12,7 +12,7 @@ TUTORIAL_ACCURACY = {"scratch": 0.894, "top": 0.907}
 MODEL_TITLES = {
     "scratch": "Scratch CNN",
     "top": "VGG16 bottleneck + top classifier",
-    "finetuned": "VGG16 fine-tuned with the top classifier",
+    "finetune": "VGG16 fine-tuned with the top classifier",
 }
 # The params sections (or single keys) that produce the models and these reports.
 SUMMARY_PARAMS = (

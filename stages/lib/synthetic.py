@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from stages.lib.labels import CLASS_FOLDERS, CLASS_LABELS
+
 
 def make_image(label: int, size: int, rng: np.random.Generator) -> Image.Image:
     """One RGB image of class ``label`` (0 cat, 1 dog)."""
@@ -39,7 +41,7 @@ def write_kaggle_train(directory: str | Path, count: int, size: int, seed: int) 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     written = []
-    for label, prefix in enumerate(("cat", "dog")):
+    for label, prefix in enumerate(CLASS_LABELS):
         for index in range(count):
             rng = np.random.default_rng([seed, label, index])
             path = directory / f"{prefix}.{index}.jpg"
@@ -64,9 +66,9 @@ def write_kaggle_test(directory: str | Path, count: int, size: int, seed: int) -
 def write_split_layout(directory: str | Path, count: int, size: int, seed: int) -> None:
     """Write ``directory/cats`` and ``directory/dogs`` directly (for tests of later stages)."""
     directory = Path(directory)
-    for label, class_name in enumerate(("cats", "dogs")):
-        class_dir = directory / class_name
+    for label, (class_folder, class_label) in enumerate(zip(CLASS_FOLDERS, CLASS_LABELS)):
+        class_dir = directory / class_folder
         class_dir.mkdir(parents=True, exist_ok=True)
         for index in range(count):
             rng = np.random.default_rng([seed, label, index])
-            make_image(label, size, rng).save(class_dir / f"{class_name[:-1]}.{index}.jpg", quality=92)
+            make_image(label, size, rng).save(class_dir / f"{class_label}.{index}.jpg", quality=92)

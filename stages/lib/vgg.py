@@ -1,64 +1,34 @@
-"""VGG16 for the bottleneck stages: its weights, its preprocessing layer, the feature extractor.
+"""VGG16 for the bottleneck stages: its weights, and the one builder of every VGG16 model.
 
 ``extract_features.weights`` is ``imagenet`` (Keras downloads the no-top weights
 once into ``$KERAS_HOME/models``), ``none`` (random weights, seeded: tests) or the
 path of a local weights file (air-gapped machines). A local file is checked:
 every VGG16 layer must be loaded from it, else a ``ValueError`` names the file.
 
-Preprocessing is a registered, serializable layer (safe-mode loading refuses
-Lambda layers), so a saved image model takes raw RGB [0, 255] pixels.
-Importing this module registers it; ``training.load_model`` imports it.
+Every VGG16 model the pipeline uses (the feature extractor, the bottleneck
+classifier applied to images, the fine-tuned model) is assembled by
+:func:`vgg16_image_model`: raw RGB [0, 255] pixels -> the preprocessing layer
+(:mod:`stages.lib.layers`) -> VGG16's base -> optionally the top classifier.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import math
 from pathlib import Path
 
 import keras
 import numpy as np
-from keras import layers, ops
+
+from stages.lib.layers import ImagePreprocessing
 
 logger = logging.getLogger(__name__)
 
-PREPROCESSING_MODES = ("vgg16", "rescale")
-IMAGENET_MEAN_BGR = (103.939, 116.779, 123.68)  # keras.applications.vgg16.preprocess_input ("caffe")
 NOTOP_WEIGHTS_FILE = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
 NOTOP_WEIGHTS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/vgg16/" + NOTOP_WEIGHTS_FILE
 NOTOP_WEIGHTS_MD5 = "6d6bbae143d832006294945121d1f1fc"  # the hash keras.applications.VGG16 checks
 BASE_NAME = "vgg16"
 PREPROCESSING_NAME = "preprocessing"
-
-
-@keras.saving.register_keras_serializable(package="catsdogs")
-class ImagePreprocessing(layers.Layer):
-    """Raw RGB [0, 255] to VGG16's input: ``vgg16`` (BGR, ImageNet mean removed) or ``rescale`` (x/255)."""
-
-    def __init__(self, mode: str = "vgg16", **kwargs):
-        # float32 even under a mixed policy: the mean subtraction is exact, the first conv casts.
-        kwargs.setdefault("dtype", "float32")
-        super().__init__(**kwargs)
-        if mode not in PREPROCESSING_MODES:
-            raise ValueError(f"preprocessing {mode!r} is not one of {', '.join(PREPROCESSING_MODES)}")
-        self.mode = mode
-
-    def call(self, inputs):
-        """Apply the preprocessing to a batch of images (channels last)."""
-        images = ops.cast(inputs, self.compute_dtype)
-        if self.mode == "rescale":
-            return images / 255.0
-        mean = ops.convert_to_tensor(IMAGENET_MEAN_BGR, dtype=self.compute_dtype)
-        return ops.flip(images, axis=-1) - mean
-
-    def compute_output_shape(self, input_shape):
-        """Same shape as the input."""
-        return input_shape
-
-    def get_config(self):
-        """The layer's config, with its mode."""
-        return {**super().get_config(), "mode": self.mode}
 
 
 def imagenet_weights_file() -> Path:
@@ -145,16 +115,21 @@ def build_vgg16_base(image_size: int, weights: str, seed: int):
     return base
 
 
-def feature_shape(image_size: int) -> tuple[int, int, int]:
-    """The shape VGG16's base gives for one image (five 2x2 max-pools, floor division)."""
-    side = image_size
-    for _ in range(5):
-        side = math.floor(side / 2)
-    return (side, side, 512)
+def vgg16_image_model(base, preprocessing: str, image_size: int, top=None, name: str = "vgg16_features"):
+    """Raw [0, 255] images -> preprocessing -> VGG16 ``base`` (-> ``top`` classifier -> P(dog)).
 
-
-def build_feature_extractor(base, preprocessing: str, image_size: int):
-    """Raw [0, 255] images -> preprocessing layer -> VGG16 base: the bottleneck feature model."""
+    Without ``top``: the bottleneck feature extractor. With it: a classifier of raw
+    pixels; ``ValueError`` when ``top`` takes features of another shape than
+    ``base`` gives at ``image_size`` (features extracted at another image size).
+    """
+    if top is not None:
+        expected, produced = tuple(top.input_shape[1:]), tuple(base.output_shape[1:])
+        if expected != produced:
+            raise ValueError(
+                f"the top classifier expects features of shape {expected} but VGG16 at "
+                f"{image_size}x{image_size} gives {produced}: common.image_size differs from the one "
+                f"the features were extracted at (rerun extract_features and train_top)"
+            )
     inputs = keras.Input((image_size, image_size, 3), name="image")
     features = base(ImagePreprocessing(preprocessing, name=PREPROCESSING_NAME)(inputs))
-    return keras.Model(inputs, features, name="vgg16_features")
+    return keras.Model(inputs, features if top is None else top(features), name=name)
