@@ -100,7 +100,7 @@ def read_image(path: str | Path, image_size: int) -> np.ndarray:
     if not path.is_file():
         raise ValueError("no such file")
     try:
-        return decode_and_resize(str(path), image_size).numpy()
+        return decode_and_resize(str(path), image_size).numpy().astype(np.float32)
     except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError, tf.errors.UnknownError) as error:
         raise ValueError(f"not a readable image ({_tf_message(error)})") from None
 
