@@ -5,19 +5,20 @@ dropped with a reason (:data:`DROP_REASONS`); usable but odd ones (grayscale,
 CMYK, another format behind a ``.jpg`` name, an EXIF orientation) are
 re-encoded so that readers which ignore EXIF and cannot read CMYK, such as
 ``tf.io.decode_image``, see an upright RGB image (:data:`NORMALIZE_REASONS`).
-Ordinary RGB JPEGs are copied byte for byte.
+Ordinary RGB JPEGs are kept byte for byte (hard-linked where the file system allows).
 """
 
 from __future__ import annotations
 
 import contextlib
-import shutil
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from stages.lib.io import link_or_copy
 
 # Why a file is dropped, in the order the checks run.
 DROP_REASONS = ("empty", "not_an_image", "too_large", "too_small", "corrupt")
@@ -128,6 +129,6 @@ def write_image(check: ImageCheck, target: str | Path) -> None:
     if not check.ok:
         raise ValueError(f"{check.path} was dropped ({check.drop}); it cannot be written")
     if check.normalize is None:
-        shutil.copyfile(check.path, target)
+        link_or_copy(check.path, target)  # the same bytes: a hard link where the file system allows
     else:
         normalize_image(check.path, target)
