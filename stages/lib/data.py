@@ -102,7 +102,6 @@ def make_image_dataset(
         dataset = dataset.cache()  # decoded once, reused every epoch
     if shuffle:
         dataset = dataset.shuffle(len(path_strings), seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.batch(batch_size).map(to_float, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    if augment is not None:
-        dataset = dataset.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
+    prepare = to_float if augment is None else (lambda images, batch_labels: augment(*to_float(images, batch_labels)))
+    dataset = dataset.batch(batch_size).map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)
