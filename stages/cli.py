@@ -35,7 +35,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--model",
         default="best",
         help="best (lowest validation log loss, from the evaluate stage), scratch, top, finetune, "
-        "or the path of a .keras model (default: best)",
+        "ensemble (the mean of the trained models), or the path of a .keras model (default: best)",
+    )
+    predict.add_argument(
+        "--tta", action=argparse.BooleanOptionalAction, default=None,
+        help="average P(dog) over each image and its mirror image (default: evaluate.tta in the params)",
     )
     predict.add_argument("--format", choices=("table", "csv"), default="table", help="output format (default: table)")
     predict.add_argument(
@@ -54,8 +58,8 @@ def load_settings(params_file: str):
     return load_params(params_file)
 
 
-def resolve_model_path(name: str, params) -> Path:
-    """The model file for ``--model``: ``best`` (lowest validation log loss), a model's name, or a path."""
+def resolve_model_name(name: str, params) -> str:
+    """The model for ``--model``: ``best`` becomes the lowest validation log loss; old spellings their new names."""
     from stages.lib.io import METRICS_FILE
     from stages.lib.metrics import best_model_in
 
@@ -64,10 +68,9 @@ def resolve_model_path(name: str, params) -> Path:
         name = best_model_in(
             metrics_file,
             f"--model best needs {metrics_file} (run the pipeline: dvc repro), or name a model: "
-            "--model scratch|top|finetune|PATH",
+            "--model scratch|top|finetune|ensemble|PATH",
         )
-    name = MODEL_ALIASES.get(name, name)
-    return params.paths.model_files().get(name, Path(name))
+    return MODEL_ALIASES.get(name, name)
 
 
 def format_results(results, threshold: float, output_format: str) -> str:
@@ -93,7 +96,7 @@ def format_results(results, threshold: float, output_format: str) -> str:
 
 def predict_command(arguments) -> int:
     """Run ``catsdogs predict``; returns the exit code."""
-    from stages.lib.predict import expand_inputs, load_image_model, model_image_size, predict_files
+    from stages.lib.predict import expand_inputs, load_prediction_model, model_image_size, predict_files
 
     params = load_settings(arguments.params)
     files = expand_inputs(arguments.inputs)
@@ -103,9 +106,11 @@ def predict_command(arguments) -> int:
     if batch_size < 1:
         raise ValueError("--batch-size must be at least 1")
     common, features = params.common, params.extract_features
-    model = load_image_model(
-        resolve_model_path(arguments.model, params), image_size=common.image_size, weights=features.weights,
-        preprocessing=features.preprocessing, seed=common.seed,
+    tta = params.evaluate.tta if arguments.tta is None else arguments.tta
+    model = load_prediction_model(
+        resolve_model_name(arguments.model, params), params.paths.model_files(), tta=tta,
+        image_size=common.image_size, weights=features.weights, preprocessing=features.preprocessing,
+        seed=common.seed,
     )
     results = predict_files(model, files, model_image_size(model, common.image_size), batch_size, params.evaluate.clip)
     failed = [result for result in results if result.error is not None]

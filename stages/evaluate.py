@@ -39,7 +39,14 @@ from stages.lib.labels import CLASS_LABELS
 from stages.lib.metrics import classification_metrics, clip_probabilities, roc_points
 from stages.lib.model_files import load_model
 from stages.lib.params import MODEL_NAMES, load_params
-from stages.lib.predict import model_image_size, predict_array, predict_dataset, takes_images
+from stages.lib.predict import (
+    ENSEMBLE,
+    model_image_size,
+    predict_array,
+    predict_dataset,
+    takes_images,
+    with_mirror_average,
+)
 from stages.lib.runner import run_stage
 
 logger = logging.getLogger("evaluate")
@@ -74,14 +81,19 @@ def predict_top_from_features(model, features_dir: str | Path, names: list[str],
 
 def predict_model(
     name: str, path: Path, paths: list[Path], names: list[str], labels, *, features_dir: str | Path,
-    image_size: int, batch_size: int,
+    image_size: int, batch_size: int, tta: bool,
 ) -> np.ndarray:
-    """Raw P(dog) of one saved model for the validation images, in ``paths`` order."""
+    """Raw P(dog) of one saved model for the validation images, in ``paths`` order.
+
+    Image models are mirror-averaged when ``tta``; the top classifier reads the
+    extracted features, which hold no mirror images, so it is scored without.
+    """
     model = load_model(path)
     if takes_images(model):
         image_size = model_image_size(model, image_size)
-        logger.info("%s: predicting %d images at %dx%d", name, len(paths), image_size, image_size)
-        return predict_dataset(model, paths, image_size, batch_size)
+        logger.info("%s: predicting %d images at %dx%d%s", name, len(paths), image_size, image_size,
+                    " and their mirror images" if tta else "")
+        return predict_dataset(with_mirror_average(model) if tta else model, paths, image_size, batch_size)
     logger.info("%s: predicting from the bottleneck features in %s", name, features_dir)
     return predict_top_from_features(model, features_dir, names, labels, batch_size)
 
@@ -98,26 +110,31 @@ def predictions_table(names: list[str], labels, probabilities: dict[str, np.ndar
 
 def evaluate(
     validation_dir: str | Path, features_dir: str | Path, model_files: dict[str, Path], *, image_size: int,
-    batch_size: int, clip: float, threshold: float,
+    batch_size: int, clip: float, threshold: float, tta: bool,
 ) -> tuple[dict, pd.DataFrame, dict]:
-    """Predict and score every present model; returns (metrics by model, predictions table, ROC points)."""
+    """Predict and score every present model, and their ensemble (the mean P(dog)) when there are two or
+    more; returns (metrics by model, predictions table, ROC points)."""
     paths, names, labels = validation_images(validation_dir)
+    raw: dict[str, np.ndarray] = {}
     probabilities: dict[str, np.ndarray] = {}
     for name, path in model_files.items():
         if not Path(path).is_file():
             logger.warning("%s: no model at %s, skipped", name, path)
             continue
-        raw = predict_model(
+        raw[name] = predict_model(
             name, Path(path), paths, names, labels, features_dir=features_dir, image_size=image_size,
-            batch_size=batch_size,
+            batch_size=batch_size, tta=tta,
         )
-        probabilities[name] = clip_probabilities(raw, clip)
+        probabilities[name] = clip_probabilities(raw[name], clip)
     if not probabilities:
         raise ValueError(f"no trained model found ({', '.join(MODEL_NAMES)}): run the training stages first")
+    if len(raw) > 1:  # as the ensemble model computes it: the mean of the raw P(dog), then clipped
+        probabilities[ENSEMBLE] = clip_probabilities(np.mean(list(raw.values()), axis=0), clip)
     metrics = {}
     roc = {}
     for name, values in probabilities.items():
         metrics[name] = metrics_for_json(classification_metrics(labels, values, threshold))
+        metrics[name]["tta"] = tta and name != "top"
         roc[name] = roc_points(labels, values)
         logger.info(
             "%s: accuracy %.4f, log loss %.4f, ROC AUC %s", name, metrics[name]["accuracy"],
@@ -144,7 +161,7 @@ def main() -> None:
     paths, section = params.paths, params.evaluate
     metrics, table, roc = evaluate(
         paths.validation, paths.features, paths.model_files(), image_size=params.common.image_size,
-        batch_size=params.common.batch_size, clip=section.clip, threshold=section.threshold,
+        batch_size=params.common.batch_size, clip=section.clip, threshold=section.threshold, tta=section.tta,
     )
     write_reports(paths.evaluate_reports, metrics, table, roc)
     logger.info("wrote %s (%d images, models: %s)", paths.evaluate_reports, len(table), ", ".join(metrics))

@@ -20,7 +20,7 @@ from stages.lib.data import list_images
 from stages.lib.io import METRICS_FILE, write_text
 from stages.lib.metrics import best_model_in
 from stages.lib.params import load_params
-from stages.lib.predict import load_image_model, model_image_size, predict_files
+from stages.lib.predict import load_prediction_model, model_image_size, predict_files
 from stages.lib.runner import run_stage
 
 logger = logging.getLogger("submission")
@@ -55,11 +55,14 @@ def format_submission(rows: list[tuple[int, float]]) -> str:
 
 
 def predict_test_set(
-    images: list[tuple[int, Path]], model_path: str | Path, *, image_size: int, batch_size: int, clip: float,
-    weights: str, preprocessing: str, seed: int,
+    images: list[tuple[int, Path]], model_name: str, model_files: dict[str, Path], *, image_size: int,
+    batch_size: int, clip: float, tta: bool, weights: str, preprocessing: str, seed: int,
 ) -> list[tuple[int, float]]:
-    """(id, P(dog)) for each test image with the model in ``model_path``; unreadable images get 0.5."""
-    model = load_image_model(model_path, image_size=image_size, weights=weights, preprocessing=preprocessing, seed=seed)
+    """(id, P(dog)) for each test image with the named model (or the ensemble); unreadable images get 0.5."""
+    model = load_prediction_model(
+        model_name, model_files, tta=tta, image_size=image_size, weights=weights, preprocessing=preprocessing,
+        seed=seed,
+    )
     results = predict_files(
         model, [path for _, path in images], model_image_size(model, image_size), batch_size, clip
     )
@@ -79,7 +82,7 @@ def predict_test_set(
 
 def make_submission(
     test_dir: str | Path, evaluate_dir: str | Path, model_files: dict[str, Path], submission: str | Path, *,
-    image_size: int, batch_size: int, clip: float, weights: str, preprocessing: str, seed: int,
+    image_size: int, batch_size: int, clip: float, tta: bool, weights: str, preprocessing: str, seed: int,
 ) -> int:
     """Write the ``submission`` CSV for the images in ``test_dir``; returns the number of rows."""
     images = list_test_images(test_dir)
@@ -89,11 +92,9 @@ def make_submission(
         return 0
     model_name = choose_model(Path(evaluate_dir) / METRICS_FILE)
     logger.info("predicting %d test images with %s (best validation log loss)", len(images), model_name)
-    if model_name not in model_files:
-        raise ValueError(f"the best model in {evaluate_dir} is {model_name!r}, which has no model file: rerun evaluate")
     rows = predict_test_set(
-        images, model_files[model_name], image_size=image_size, batch_size=batch_size, clip=clip, weights=weights,
-        preprocessing=preprocessing, seed=seed,
+        images, model_name, model_files, image_size=image_size, batch_size=batch_size, clip=clip, tta=tta,
+        weights=weights, preprocessing=preprocessing, seed=seed,
     )
     write_text(submission, format_submission(rows))
     return len(rows)
@@ -105,7 +106,7 @@ def main() -> None:
     paths, common, features = params.paths, params.common, params.extract_features
     count = make_submission(
         paths.raw_test, paths.evaluate_reports, paths.model_files(), paths.submission,
-        image_size=common.image_size, batch_size=common.batch_size, clip=params.evaluate.clip,
+        image_size=common.image_size, batch_size=common.batch_size, clip=params.evaluate.clip, tta=params.evaluate.tta,
         weights=features.weights, preprocessing=features.preprocessing, seed=common.seed,
     )
     logger.info("wrote %s (%d rows)", paths.submission, count)

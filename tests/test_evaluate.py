@@ -111,7 +111,7 @@ def evaluated(tmp_path_factory):
 
 def test_evaluate_writes_metrics_for_every_model(evaluated):
     metrics = json.loads((evaluated / "reports/evaluate/metrics.json").read_text())
-    assert set(metrics) == {"scratch", "top", "finetune"}
+    assert set(metrics) == {"scratch", "top", "finetune", "ensemble"}
     for values in metrics.values():
         assert values["n"] == 12
         assert 0 <= values["accuracy"] <= 1
@@ -129,7 +129,11 @@ def test_predictions_table_matches_the_models(evaluated):
     assert list(table.columns) == [
         "file", "label", "actual",
         "p_scratch", "scratch_predicted", "p_top", "top_predicted", "p_finetune", "finetune_predicted",
+        "p_ensemble", "ensemble_predicted",
     ]
+    # The ensemble is the mean P(dog) of the three models (none of them near the clip bounds here).
+    means = table[["p_scratch", "p_top", "p_finetune"]].mean(axis=1)
+    np.testing.assert_allclose(table["p_ensemble"], means, atol=2e-6)
     assert table["file"].tolist()[:2] == ["cats/cat.0.jpg", "cats/cat.1.jpg"]
     assert (table["label"] == (table["actual"] == "dog")).all()
     # The top model's row for a file comes from that file's feature row, whatever the .npy order.

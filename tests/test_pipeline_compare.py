@@ -65,7 +65,7 @@ def test_whole_pipeline_then_experiment_then_metrics_and_plots_diff(dvc_repo: Pa
     # The evaluate, reports and submission stages' outputs.
     validation_count = json.loads((repo / "reports/data/split.json").read_text())["validation"]["total"]
     metrics = json.loads((repo / "reports/evaluate/metrics.json").read_text())
-    assert set(metrics) == {"scratch", "top", "finetune"}
+    assert set(metrics) == {"scratch", "top", "finetune", "ensemble"}
     assert all(metrics[name]["n"] == validation_count for name in metrics)
     with open(repo / "reports/evaluate/predictions.csv") as handle:
         assert len(list(csv.DictReader(handle))) == validation_count
@@ -95,7 +95,7 @@ def test_whole_pipeline_then_experiment_then_metrics_and_plots_diff(dvc_repo: Pa
     assert record["data"]["params"]["params.yaml"]["data"]["train_top"]["epochs"] == 2
     recorded = record["data"]["metrics"]
     assert recorded["reports/top/metrics.json"]["data"]["epochs_run"] == 2
-    assert set(recorded["reports/evaluate/metrics.json"]["data"]) == {"scratch", "top", "finetune"}
+    assert set(recorded["reports/evaluate/metrics.json"]["data"]) == {"scratch", "top", "finetune", "ensemble"}
 
     # The experiment as a branch: a second commit with other params, compared with the first.
     run(["dvc", "exp", "branch", "two-epochs", "two-epochs-branch"], repo)
@@ -114,6 +114,7 @@ def test_whole_pipeline_then_experiment_then_metrics_and_plots_diff(dvc_repo: Pa
     for expected in ("confusion", "roc", "top_loss", "scratch_accuracy", "reports/figures/roc_curves.png"):
         assert expected in plots, sorted(plots)
     confusion = plots["confusion"][0]["content"]["data"]["values"]
-    assert {row["field"] for row in confusion} == {"scratch_predicted", "top_predicted", "finetune_predicted"}
+    assert {row["field"] for row in confusion} == {
+        "scratch_predicted", "top_predicted", "finetune_predicted", "ensemble_predicted"}
     assert {row["rev"] for row in confusion} == {baseline, "two-epochs-branch"}
     assert len(confusion) == 2 * 3 * validation_count

@@ -43,5 +43,20 @@ class ImagePreprocessing(layers.Layer):
         return {**super().get_config(), "mode": self.mode}
 
 
+@keras.saving.register_keras_serializable(package="catsdogs")
+class HorizontalFlip(layers.Layer):
+    """The mirror image of a batch of images (channels last): test-time augmentation, no randomness."""
+
+    def call(self, inputs):
+        """Flip left and right."""
+        return ops.flip(inputs, axis=-2)
+
+    def compute_output_shape(self, input_shape):
+        """Same shape as the input."""
+        return input_shape
+
+
 # Every project layer, by the name Keras records in a saved model.
-CUSTOM_OBJECTS = {keras.saving.get_registered_name(ImagePreprocessing): ImagePreprocessing}
+CUSTOM_OBJECTS = {
+    keras.saving.get_registered_name(layer): layer for layer in (ImagePreprocessing, HorizontalFlip)
+}

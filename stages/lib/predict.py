@@ -19,6 +19,7 @@ from stages.lib.metrics import clip_probabilities
 
 logger = logging.getLogger(__name__)
 
+ENSEMBLE = "ensemble"  # the mean P(dog) of every trained model: a model name like the trained ones
 CHUNK_BATCHES = 8  # files decoded per model call, in batches: bounded memory, few calls
 
 
@@ -63,6 +64,53 @@ def load_image_model(path: str | Path, *, image_size: int, weights: str, preproc
     logger.info("%s takes VGG16 features: stacking it on VGG16 (weights: %s)", path, weights)
     base = vgg.build_vgg16_base(image_size, weights, seed)
     return vgg.vgg16_image_model(base, preprocessing, image_size, top=model, name="vgg16_top")
+
+
+def load_prediction_model(
+    name_or_path: str | Path, model_files: dict[str, Path], *, tta: bool, image_size: int, weights: str,
+    preprocessing: str, seed: int,
+):
+    """The model to predict with: a trained model by name, ``ensemble`` (the mean of every trained model
+    that exists), or a ``.keras`` file; each image model mirror-averaged when ``tta``."""
+    settings = {"image_size": image_size, "weights": weights, "preprocessing": preprocessing, "seed": seed}
+    if str(name_or_path) == ENSEMBLE:
+        paths = [Path(path) for path in model_files.values() if Path(path).is_file()]
+        if not paths:
+            raise ValueError(f"the ensemble needs trained models; none of {', '.join(map(str, model_files.values()))} exists")
+    else:
+        paths = [Path(model_files.get(str(name_or_path), name_or_path))]
+    models = [load_image_model(path, **settings) for path in paths]
+    return ensemble_of([with_mirror_average(model) if tta else model for model in models])
+
+
+def with_mirror_average(model):
+    """Test-time augmentation: a model answering the mean P(dog) of an image and its mirror image."""
+    import keras
+
+    from stages.lib.layers import HorizontalFlip
+
+    inputs = keras.Input(tuple(model.input_shape[1:]), name="image")
+    outputs = keras.layers.Average(name="mirror_average")([model(inputs), model(HorizontalFlip(name="mirror")(inputs))])
+    return keras.Model(inputs, outputs, name=f"{model.name}_tta")
+
+
+def ensemble_of(models: list):
+    """One model answering the mean P(dog) of several image models (each with its own preprocessing)."""
+    import keras
+
+    if len(models) == 1:
+        return models[0]
+    shapes = {tuple(model.input_shape[1:]) for model in models}
+    if len(shapes) != 1:
+        raise ValueError(f"the models of an ensemble must take images of one size, got {sorted(shapes)}")
+    shape = shapes.pop()
+    members = []
+    for index, model in enumerate(models):  # a unique name per member, whatever the models are called
+        member_inputs = keras.Input(shape, name=f"member_{index}_image")
+        members.append(keras.Model(member_inputs, model(member_inputs), name=f"member_{index}_{model.name}"))
+    inputs = keras.Input(shape, name="image")
+    outputs = keras.layers.Average(name="ensemble_average")([member(inputs) for member in members])
+    return keras.Model(inputs, outputs, name="ensemble")
 
 
 def predict_array(model, images: np.ndarray, batch_size: int) -> np.ndarray:

@@ -13,6 +13,7 @@ MODEL_TITLES = {
     "scratch": "Scratch CNN",
     "top": "VGG16 bottleneck + top classifier",
     "finetune": "VGG16 fine-tuned with the top classifier",
+    "ensemble": "Ensemble: mean P(dog) of the models above",
 }
 # The params sections (or single keys) that produce the models and these reports.
 SUMMARY_PARAMS = (
