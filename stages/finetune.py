@@ -81,6 +81,7 @@ def finetune(
     batch_size: int,
     seed: int,
     deterministic: bool,
+    fail_at_chance: bool,
     weights: str,
     preprocessing: str,
     augmentation: dict,
@@ -125,6 +126,12 @@ def finetune(
         seconds = time.perf_counter() - started
         summary |= training.summarize_history(history) | extra
         summary |= training.timing_summary(seconds, len(train[0]), summary["epochs_run"])
+        summary |= training.chance_check(summary["best_val_accuracy"], validation[1])
+        training.report_chance(
+            logger, "finetune", summary, len(validation[0]), fail_at_chance,
+            "a top classifier that did not learn (see train_top), a learning rate that is too high "
+            "(finetune.learning_rate)",
+        )
     save_model(model, model_path)
     training.write_training_reports(reports_dir, history, summary)
     return summary

@@ -16,6 +16,7 @@ to decode during training, every file is checked and the broken ones are named.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from pathlib import Path
@@ -30,7 +31,13 @@ from stages.lib.model_files import save_model
 from stages.lib.params import load_params
 from stages.lib.precision import set_mixed_precision
 from stages.lib.progress import training_estimate_callback
-from stages.lib.scratch_model import build_scratch_cnn, check_image_size, make_optimizer
+from stages.lib.scratch_model import (
+    build_modern_cnn,
+    build_scratch_cnn,
+    check_image_size,
+    make_modern_optimizer,
+    make_optimizer,
+)
 from stages.lib.seeding import seed_everything
 
 logger = logging.getLogger("train_scratch")
@@ -104,12 +111,16 @@ def make_datasets(train, validation, image_size: int, batch_size: int, seed: int
     return train_dataset, validation_dataset
 
 
-def fit(model, train_dataset, validation_dataset, epochs: int, patience: int, restore_best_weights: bool) -> dict:
-    """Train with early stopping on val_loss; return the Keras history."""
+def fit(
+    model, train_dataset, validation_dataset, epochs: int, patience: int, start_from_epoch: int,
+    restore_best_weights: bool,
+) -> dict:
+    """Train with early stopping on val_loss (watched from ``start_from_epoch``); return the Keras history."""
     import keras
 
     early_stopping = keras.callbacks.EarlyStopping(
-        monitor="val_loss", patience=patience, restore_best_weights=restore_best_weights, verbose=1,
+        monitor="val_loss", patience=patience, start_from_epoch=start_from_epoch,
+        restore_best_weights=restore_best_weights, verbose=1,
     )
     history = model.fit(
         train_dataset, validation_data=validation_dataset, epochs=epochs,
@@ -118,6 +129,27 @@ def fit(model, train_dataset, validation_dataset, epochs: int, patience: int, re
         shuffle=False,  # the tf.data pipeline shuffles (seeded); fit cannot shuffle a dataset
     )
     return history.history
+
+
+def compile_model(recipe: str, image_size: int, steps_per_epoch: int, tutorial: dict, modern: dict):
+    """The recipe's CNN, compiled with its optimizer and loss (binary cross-entropy, smoothed for modern)."""
+    import keras
+
+    shape = (image_size, image_size, 3)
+    if recipe == "modern":
+        model = build_modern_cnn(shape, modern["filters"], modern["dropout"])
+        optimizer = make_modern_optimizer(
+            modern["learning_rate"], modern["weight_decay"], modern["warmup_epochs"], modern["epochs"], steps_per_epoch
+        )
+        loss = keras.losses.BinaryCrossentropy(label_smoothing=modern["label_smoothing"])
+    else:
+        model = build_scratch_cnn(
+            shape, tutorial["filters"], tutorial["dense_units"], tutorial["conv_dropout"], tutorial["dense_dropout"]
+        )
+        optimizer = make_optimizer(tutorial["learning_rate"], tutorial["momentum"], tutorial["decay"], tutorial["epochs"])
+        loss = keras.losses.BinaryCrossentropy()
+    model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
+    return model
 
 
 def train_scratch(
@@ -130,23 +162,39 @@ def train_scratch(
     batch_size: int,
     seed: int,
     deterministic: bool,
+    fail_at_chance: bool,
+    recipe: str,
     epochs: int,
     learning_rate: float,
     momentum: float,
     decay: float | None,
     patience: int,
+    start_from_epoch: int,
     restore_best_weights: bool,
     filters: list[int],
     dense_units: int,
     conv_dropout: float,
     dense_dropout: float,
     augmentation: dict,
+    modern: dict,
     cache: str,
     strategy: str,
     mixed_precision: bool | str,
 ) -> dict:
-    """Check the inputs, train the scratch CNN, save it and its reports; return the metrics."""
-    check_image_size(image_size, len(filters))
+    """Check the inputs, train the recipe's CNN, save it and its reports; return the metrics.
+
+    ``recipe`` is ``tutorial`` (the keys of this section, early stopping on val_loss
+    from ``start_from_epoch``) or ``modern`` (``modern``'s keys: a fixed cosine
+    schedule of ``modern["epochs"]``, keeping the epoch with the best val_loss).
+    """
+    if recipe == "tutorial":
+        check_image_size(image_size, len(filters))
+        stopping = {"epochs": epochs, "patience": patience, "start_from_epoch": start_from_epoch,
+                    "restore_best_weights": restore_best_weights}
+    else:
+        augmentation = modern["augmentation"]
+        stopping = {"epochs": modern["epochs"], "patience": modern["epochs"], "start_from_epoch": 0,
+                    "restore_best_weights": True}
     train = list_labelled_images(train_dir)  # raises for a missing or empty class folder
     validation = list_labelled_images(validation_dir)
     logger.info("images: %d train, %d validation", len(train[0]), len(validation[0]))
@@ -162,14 +210,12 @@ def train_scratch(
     seed_everything(seed, deterministic)
     policy = set_mixed_precision(mixed_precision)
     augment = batch_augmentation(**augmentation, seed=seed)
+    tutorial = {"filters": filters, "dense_units": dense_units, "conv_dropout": conv_dropout,
+                "dense_dropout": dense_dropout, "learning_rate": learning_rate, "momentum": momentum, "decay": decay,
+                "epochs": epochs}
     with distribution.scope():
-        model = build_scratch_cnn((image_size, image_size, 3), filters, dense_units, conv_dropout, dense_dropout)
-        model.compile(
-            optimizer=make_optimizer(learning_rate, momentum, decay, epochs),
-            loss="binary_crossentropy",
-            metrics=["accuracy"],
-        )
-    logger.info("model: %d parameters, dtype policy %s", model.count_params(), policy)
+        model = compile_model(recipe, image_size, math.ceil(len(train[0]) / batch_size), tutorial, modern)
+    logger.info("model: %s recipe, %d parameters, dtype policy %s", recipe, model.count_params(), policy)
 
     started = time.perf_counter()
     try:
@@ -178,12 +224,11 @@ def train_scratch(
 
             history = fit_multiworker(
                 model, distribution, augment, train, validation, image_size=image_size, batch_size=batch_size,
-                seed=seed, cache=cache == "memory", epochs=epochs, patience=patience,
-                restore_best_weights=restore_best_weights,
+                seed=seed, cache=cache == "memory", **stopping,
             )
         else:
             datasets = make_datasets(train, validation, image_size, batch_size, seed, cache == "memory", augment)
-            history = fit(model, *datasets, epochs, patience, restore_best_weights)
+            history = fit(model, *datasets, **stopping)
     except tf.errors.InvalidArgumentError as error:
         broken = unreadable_images(train[0] + validation[0], image_size)
         if not broken:
@@ -199,6 +244,13 @@ def train_scratch(
         parameters=model.count_params(),
         replicas=distribution.num_replicas_in_sync,
         dtype_policy=policy,
+        recipe=recipe,
+        **training.chance_check(summary["best_val_accuracy"], validation[1]),
+    )
+    training.report_chance(
+        logger, "train_scratch", summary, len(validation[0]), fail_at_chance,
+        "early stopping before the model left its initial plateau (raise train_scratch.start_from_epoch or "
+        "patience), a learning rate that is too high or too low (train_scratch.learning_rate)",
     )
     logger.info(
         "validation accuracy %.4f (best epoch %d of %d), %.1f training images/s",

@@ -76,7 +76,7 @@ def train_top_classifier(
 
 def train_top(
     features_dir: str | Path, model_path: str | Path, reports_dir: str | Path, *, seed: int, deterministic: bool,
-    epochs: int, batch_size: int, learning_rate: float, units: Sequence[int], dropouts: Sequence[float],
+    fail_at_chance: bool, epochs: int, batch_size: int, learning_rate: float, units: Sequence[int], dropouts: Sequence[float],
 ) -> dict:
     """Load and check the features, train the top classifier, save it and its reports; return the metrics."""
     seed_everything(seed, deterministic)
@@ -92,10 +92,16 @@ def train_top(
         seed=seed,
     )
     seconds = time.perf_counter() - started
-    save_model(model, model_path)
     summary = training.summarize_history(history)
     summary |= training.timing_summary(seconds, len(loaded["train"][1]), summary["epochs_run"])
     summary |= {"train_count": len(loaded["train"][1]), "validation_count": len(loaded["validation"][1])}
+    summary |= training.chance_check(summary["best_val_accuracy"], loaded["validation"][1])
+    training.report_chance(
+        logger, "train_top", summary, len(loaded["validation"][1]), fail_at_chance,
+        "VGG16 weights that are not ImageNet's (extract_features.weights: none gives random features), "
+        "a learning rate that is too high (train_top.learning_rate)",
+    )
+    save_model(model, model_path)
     training.write_training_reports(reports_dir, history, summary)
     logger.info("top classifier: final val_accuracy %.4f in %.1f s", summary["final_val_accuracy"], seconds)
     return summary
@@ -107,7 +113,8 @@ def main() -> None:
     paths = params.paths
     train_top(
         paths.features, paths.top_model, paths.top_reports, seed=params.common.seed,
-        deterministic=params.common.deterministic, **params.train_top.model_dump(),
+        deterministic=params.common.deterministic, fail_at_chance=params.common.fail_at_chance,
+        **params.train_top.model_dump(),
     )
 
 

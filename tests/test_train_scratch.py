@@ -111,13 +111,17 @@ def test_augmentation_changes_images_not_labels_and_can_be_switched_off():
 
     from stages.lib.augmentation import augmentation_layers, batch_augmentation
 
-    assert augmentation_layers(0.0, 0.0, False, seed=1) == []
-    assert batch_augmentation(0.0, 0.0, False, seed=1) is None
-    layers = augmentation_layers(0.2, 0.2, True, seed=1)
+    off = {"shear": 0.0, "zoom": 0.0, "horizontal_flip": False, "rotation": 0.0, "translation": 0.0, "contrast": 0.0}
+    tutorial = {**off, "shear": 0.2, "zoom": 0.2, "horizontal_flip": True}
+    assert augmentation_layers(**off, seed=1) == []
+    assert batch_augmentation(**off, seed=1) is None
+    layers = augmentation_layers(**tutorial, seed=1)
     assert [layer.__class__.__name__ for layer in layers] == ["RandomShear", "RandomZoom", "RandomFlip"]
+    modern = augmentation_layers(**{**tutorial, "rotation": 0.05, "translation": 0.1, "contrast": 0.2}, seed=1)
+    assert [layer.__class__.__name__ for layer in modern][3:] == ["RandomRotation", "RandomTranslation", "RandomContrast"]
     images = tf.constant(np.random.default_rng(0).uniform(0, 255, (4, SIZE, SIZE, 3)), tf.float32)
     labels = tf.constant([0.0, 1.0, 0.0, 1.0])
-    augmented, same_labels = batch_augmentation(0.2, 0.2, True, seed=1)(images, labels)
+    augmented, same_labels = batch_augmentation(**tutorial, seed=1)(images, labels)
     assert augmented.shape == images.shape and augmented.dtype == tf.float32
     assert not np.allclose(augmented.numpy(), images.numpy())
     assert float(tf.reduce_min(augmented)) >= 0 and float(tf.reduce_max(augmented)) <= 255.001

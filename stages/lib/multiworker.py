@@ -46,7 +46,7 @@ def padded_shard(paths: list, labels: np.ndarray, index: int, count: int, length
 
 def fit_multiworker(
     model, strategy, augment, train, validation, *, image_size: int, batch_size: int, seed: int, cache: bool,
-    epochs: int, patience: int, restore_best_weights: bool,
+    epochs: int, patience: int, start_from_epoch: int, restore_best_weights: bool,
 ) -> dict[str, list[float]]:
     """Train ``model`` (compiled, built in ``strategy.scope()``) with early stopping; return its history.
 
@@ -84,6 +84,7 @@ def fit_multiworker(
         return make_image_dataset(paths, labels, image_size, context.get_per_replica_batch_size(global_batch),
                                   cache=cache)
 
+    smoothing = float(getattr(model.loss, "label_smoothing", 0.0))  # the compiled loss's (modern recipe)
     train_iterator = iter(strategy.distribute_datasets_from_function(train_input))
     validation_dataset = strategy.distribute_datasets_from_function(validation_input)
     optimizer = model.optimizer
@@ -94,7 +95,7 @@ def fit_multiworker(
         """Per-example loss, and the stacked [loss sum, correct count, example count] of real examples."""
         weights = tf.cast(labels >= 0, tf.float32)
         labels = tf.maximum(labels, 0.0)[:, None]
-        losses = keras.losses.binary_crossentropy(labels, probabilities)
+        losses = keras.losses.binary_crossentropy(labels, probabilities, label_smoothing=smoothing)
         correct = tf.cast(tf.equal(tf.cast(probabilities > 0.5, tf.float32), labels), tf.float32)[:, 0]
         return losses, tf.stack([tf.reduce_sum(losses * weights), tf.reduce_sum(correct * weights),
                                  tf.reduce_sum(weights)])
@@ -131,12 +132,14 @@ def fit_multiworker(
             "epoch %d/%d - loss %.4f - accuracy %.4f - val_loss %.4f - val_accuracy %.4f", epoch + 1, epochs,
             *(history[key][-1] for key in ("loss", "accuracy", "val_loss", "val_accuracy")),
         )
+        if epoch < start_from_epoch:  # like EarlyStopping(start_from_epoch=...): not watched yet
+            continue
         wait += 1  # the same bookkeeping as keras.callbacks.EarlyStopping
         if history["val_loss"][-1] < best_loss:
             best_loss, wait = history["val_loss"][-1], 0
             if restore_best_weights:
                 best_weights = model.get_weights()
-        elif wait >= patience and epoch > 0:
+        elif wait >= patience and epoch > start_from_epoch:
             logger.info("early stopping after epoch %d", epoch + 1)
             break
     if best_weights is not None:

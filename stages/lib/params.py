@@ -39,6 +39,8 @@ class CommonParams(Section):
     batch_size: PositiveInt = 32
     # Ask TensorFlow for deterministic kernels (slower; see README "Reproducibility").
     deterministic: bool = False
+    # A training stage whose best validation accuracy is within noise of chance warns; true: it fails.
+    fail_at_chance: bool = False
 
 
 class PathsParams(Section):
@@ -130,27 +132,48 @@ class SplitParams(Section):
 
 
 class AugmentationParams(Section):
-    """The tutorial's training augmentation."""
+    """The training augmentation (defaults: the tutorial's shear, zoom and flip); 0 leaves a transform out."""
 
     shear: Probability = 0.2
     zoom: Probability = 0.2
     horizontal_flip: bool = True
+    rotation: Annotated[float, Field(ge=0, le=0.5)] = 0.0  # a fraction of a full turn, either way
+    translation: Annotated[float, Field(ge=0, le=0.5)] = 0.0  # a fraction of the side, either way
+    contrast: Probability = 0.0
+
+
+class ModernParams(Section):
+    """The modern from-scratch recipe (train_scratch.recipe: modern)."""
+
+    epochs: PositiveInt = 40  # a fixed cosine schedule; the best epoch (validation loss) is kept
+    filters: Annotated[list[PositiveInt], Field(min_length=1)] = [32, 64, 128, 256]
+    dropout: Probability = 0.3
+    learning_rate: PositiveFloat = 0.002  # AdamW's peak, after the warm-up
+    weight_decay: Annotated[float, Field(ge=0)] = 0.0001
+    warmup_epochs: NonNegativeInt = 2
+    label_smoothing: Annotated[float, Field(ge=0, lt=0.5)] = 0.0
+    augmentation: AugmentationParams = AugmentationParams(
+        shear=0.0, zoom=0.2, horizontal_flip=True, rotation=0.05, translation=0.1, contrast=0.2
+    )
 
 
 class TrainScratchParams(Section):
-    """The small CNN trained from scratch (defaults: the tutorial)."""
+    """The CNN trained from scratch: the tutorial's recipe (these keys) or the modern one (``modern``)."""
 
+    recipe: Literal["tutorial", "modern"] = "tutorial"
     epochs: PositiveInt = 50
     learning_rate: PositiveFloat = 0.01
     momentum: Annotated[float, Field(ge=0, lt=1)] = 0.9
     decay: Annotated[float, Field(ge=0)] | None = None  # None: learning_rate / epochs
     patience: NonNegativeInt = 2
+    start_from_epoch: NonNegativeInt = 10  # early stopping watches from this epoch on (past the initial plateau)
     restore_best_weights: bool = True
     filters: Annotated[list[PositiveInt], Field(min_length=1)] = [32, 32, 64]
     dense_units: PositiveInt = 64
     conv_dropout: Probability = 0.25
     dense_dropout: Probability = 0.5
     augmentation: AugmentationParams = AugmentationParams()
+    modern: ModernParams = ModernParams()
     cache: Literal["memory", "none"] = "memory"
     strategy: Literal["auto", "none", "mirrored", "multiworker"] = "auto"
     mixed_precision: MixedPrecision = False
@@ -199,6 +222,7 @@ class EvaluateParams(Section):
 
     clip: Annotated[float, Field(gt=0, lt=0.5)] = 0.005  # P(dog) clipped to [clip, 1 - clip]
     threshold: Annotated[float, Field(gt=0, lt=1)] = 0.5
+    tta: bool = False  # average P(dog) over each photo and its mirror image (evaluate, submission, predict)
     worst_images: PositiveInt = 16
 
 

@@ -68,6 +68,40 @@ def timing_summary(seconds: float, train_count: int, epochs_run: int) -> dict[st
     }
 
 
+CHANCE_Z = 2.33  # one-sided 99%: an accuracy this many standard errors above chance is not luck
+
+
+def chance_check(best_val_accuracy: float, validation_labels) -> dict:
+    """Whether the best validation accuracy is within noise of chance, for the metrics.
+
+    Chance is the accuracy of always answering the larger class; the noise is
+    :data:`CHANCE_Z` standard errors of an accuracy measured on this many images.
+    """
+    import numpy as np
+
+    labels = np.asarray(validation_labels).reshape(-1)
+    if labels.size == 0 or not math.isfinite(best_val_accuracy):
+        return {"chance_accuracy": math.nan, "at_chance": False}
+    chance = max(float(np.mean(labels == 1)), float(np.mean(labels == 0)))
+    noise = CHANCE_Z * math.sqrt(chance * (1 - chance) / labels.size)
+    return {"chance_accuracy": chance, "at_chance": bool(best_val_accuracy <= chance + noise)}
+
+
+def report_chance(logger, stage: str, summary: dict, validation_count: int, fail: bool, advice: str) -> None:
+    """Warn loudly (or raise ``ValueError`` when ``fail``) when the run ended within noise of chance."""
+    if not summary.get("at_chance"):
+        return
+    message = (
+        f"{stage}: best validation accuracy {summary['best_val_accuracy']:.1%} is within noise of chance "
+        f"({summary['chance_accuracy']:.1%} for always answering the larger class, on {validation_count} "
+        f"validation images): the model did not learn. Likely causes: {advice}, too few images (split.n), "
+        f"or labels that do not match the photos."
+    )
+    if fail:
+        raise ValueError(message + " (common.fail_at_chance is true)")
+    logger.warning("%s Set common.fail_at_chance: true to make this an error.", message)
+
+
 def write_training_reports(reports_dir: str | Path, history: dict[str, list[float]], summary: dict) -> None:
     """Write history.csv, dvclive's per-epoch logs and metrics.json into ``reports_dir``, atomically."""
     from dvclive import Live

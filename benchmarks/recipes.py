@@ -1,0 +1,137 @@
+"""Train the scratch CNN's recipes on real photos and score them on photos they never saw.
+
+    python -m benchmarks.recipes --train sample --recipes tutorial modern --seeds 42 1
+    python -m benchmarks.recipes --train medium --recipes tutorial --seeds 42 1 7
+    python -m benchmarks.recipes --train sample --recipes modern --seeds 42 -S modern.epochs=30
+
+Each run is the pipeline's own stages in a scratch workspace: download (source
+``dir``), split (seeded by the run's seed, like ``common.seed``), train_scratch with
+the recipe; then, for models trained on the 1,000-photo sample, ``catsdogs predict``
+on every photo of kaggle-medium (4,000 other photos, never trained on), scored by
+accuracy and log loss (P(dog) clipped as the CLI clips it). Results are appended to
+``--output`` (JSON lines) and printed as a table row each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import io
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from benchmarks.common import ROOT
+
+SHARED = ROOT.parent / "shared" / "data"
+TRAIN_SETS = {"sample": SHARED / "kaggle-sample", "medium": SHARED / "kaggle-medium"}
+UNSEEN = SHARED / "kaggle-medium" / "train"
+
+
+def run_module(module: str, args: list[str], cwd: Path, timeout_s: float) -> subprocess.CompletedProcess:
+    """``python -m module args`` in ``cwd`` with this repository's code; RuntimeError with its log on failure."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    result = subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=env, capture_output=True, text=True,
+                            timeout=timeout_s)
+    if result.returncode not in (0, 2):  # catsdogs predict exits 2 when some file failed
+        raise RuntimeError(f"{module} failed in {cwd}:\n{result.stderr[-4000:]}")
+    return result
+
+
+def set_key(params: dict, dotted: str, value) -> None:
+    """Set ``a.b.c`` in a nested mapping."""
+    *parents, leaf = dotted.split(".")
+    for key in parents:
+        params = params.setdefault(key, {})
+    params[leaf] = value
+
+
+def prepared_split(scratch: Path, train_set: str, seed: int, timeout_s: float) -> Path:
+    """A workspace holding data/ split from ``train_set`` with ``seed`` (made once)."""
+    workspace = scratch / f"{train_set}-{seed}"
+    if (workspace / "data" / "validation").is_dir():
+        return workspace
+    workspace.mkdir(parents=True, exist_ok=True)
+    params = {"common": {"seed": seed}, "download": {"source": "dir", "dir": str(TRAIN_SETS[train_set])}}
+    (workspace / "params.yaml").write_text(yaml.safe_dump(params))
+    for stage in ("download", "split"):
+        run_module(f"stages.{stage}", [], workspace, timeout_s)
+    return workspace
+
+
+def score_unseen(workspace: Path, params_file: Path, model: Path, timeout_s: float) -> dict:
+    """Accuracy and log loss of ``catsdogs predict`` on every kaggle-medium photo."""
+    result = run_module("stages.cli", ["predict", str(UNSEEN), "--model", str(model), "--params", str(params_file),
+                                       "--format", "csv"], workspace, timeout_s)
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    correct, loss = 0, 0.0
+    for row in rows:
+        actual = 1 if Path(row["file"]).name.startswith("dog.") else 0
+        probability = float(row["p_dog"])
+        correct += int((probability >= 0.5) == bool(actual))
+        loss -= math.log(probability if actual else 1 - probability)
+    return {"unseen_images": len(rows), "unseen_accuracy": round(correct / len(rows), 4),
+            "unseen_log_loss": round(loss / len(rows), 4)}
+
+
+def run_one(scratch: Path, train_set: str, recipe: str, seed: int, overrides: list[str], timeout_s: float) -> dict:
+    """Train one recipe on one split; its figures."""
+    workspace = prepared_split(scratch, train_set, seed, timeout_s)
+    name = f"{recipe}-{seed}-{hashlib.sha256(' '.join(overrides).encode()).hexdigest()[:6]}"
+    params = {"common": {"seed": seed}, "train_scratch": {"recipe": recipe},
+              "paths": {"scratch_model": f"runs/{name}/scratch.keras", "scratch_reports": f"runs/{name}/reports"}}
+    for override in overrides:
+        key, _, value = override.partition("=")
+        set_key(params["train_scratch"], key, yaml.safe_load(value))
+    params_file = workspace / f"params-{name}.yaml"
+    params_file.write_text(yaml.safe_dump(params))
+    (workspace / "params.yaml").write_text(params_file.read_text())
+    started = time.perf_counter()
+    run_module("stages.train_scratch", [], workspace, timeout_s)
+    wall = time.perf_counter() - started
+    metrics = json.loads((workspace / "runs" / name / "reports" / "metrics.json").read_text())
+    result = {
+        "train_set": train_set, "recipe": recipe, "seed": seed, "overrides": overrides,
+        "train_images": metrics["train_count"], "validation_images": metrics["validation_count"],
+        "best_val_accuracy": metrics["best_val_accuracy"], "best_val_loss": metrics["best_val_loss"],
+        "epochs_run": metrics["epochs_run"], "best_epoch": metrics["best_epoch"],
+        "training_minutes": round(metrics["training_seconds"] / 60, 1), "stage_minutes": round(wall / 60, 1),
+        "images_per_second": metrics["images_per_second"], "at_chance": metrics.get("at_chance"),
+    }
+    if train_set == "sample":
+        result |= score_unseen(workspace, params_file, workspace / "runs" / name / "scratch.keras", timeout_s)
+    return result
+
+
+def main() -> None:
+    """Parse the arguments, run every (recipe, seed), append each result to --output and print it."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--train", choices=sorted(TRAIN_SETS), required=True)
+    parser.add_argument("--recipes", nargs="+", choices=("tutorial", "modern"), required=True)
+    parser.add_argument("--seeds", nargs="+", type=int, default=[42, 1])
+    parser.add_argument("-S", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="a train_scratch param for every run, e.g. -S modern.epochs=30")
+    parser.add_argument("--scratch", type=Path, default=Path("/tmp/catsdogs-recipes"))
+    parser.add_argument("--output", type=Path, default=ROOT / "reports" / "recipes.jsonl")
+    parser.add_argument("--timeout", type=float, default=4 * 3600)
+    args = parser.parse_args()
+    if not TRAIN_SETS[args.train].is_dir():
+        raise SystemExit(f"{TRAIN_SETS[args.train]} not found: this benchmark needs the shared photos")
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    for recipe in args.recipes:
+        for seed in args.seeds:
+            result = run_one(args.scratch, args.train, recipe, seed, args.overrides, args.timeout)
+            with args.output.open("a", encoding="utf-8") as handle:
+                handle.write(json.dumps(result) + "\n")
+            print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()
