@@ -46,15 +46,27 @@ def list_labelled_images(directory: str | Path) -> tuple[list[Path], np.ndarray]
     return paths, np.asarray(labels, dtype=np.int32)
 
 
+def decode_rgb(data):
+    """Decode image bytes as uint8 RGB of shape (height, width, 3): the one decoder every model's input goes through."""
+    import tensorflow as tf
+
+    return tf.io.decode_image(data, channels=3, expand_animations=False)
+
+
+def resize_image(image, image_size: int):
+    """A decoded image as float32 RGB [0, 255] of shape (image_size, image_size, 3)."""
+    import tensorflow as tf
+
+    image = tf.image.resize(image, (image_size, image_size), method="bilinear")
+    image.set_shape((image_size, image_size, 3))
+    return tf.cast(image, tf.float32)
+
+
 def decode_and_resize(path, image_size: int):
     """Read one image file as float32 RGB [0, 255] of shape (image_size, image_size, 3)."""
     import tensorflow as tf
 
-    data = tf.io.read_file(path)
-    image = tf.io.decode_image(data, channels=3, expand_animations=False)
-    image = tf.image.resize(image, (image_size, image_size), method="bilinear")
-    image.set_shape((image_size, image_size, 3))
-    return tf.cast(image, tf.float32)
+    return resize_image(decode_rgb(tf.io.read_file(path)), image_size)
 
 
 def make_image_dataset(
