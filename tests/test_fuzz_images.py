@@ -112,8 +112,12 @@ def jpeg_segments(data: bytes) -> list[tuple[int, int]]:
     return segments
 
 
+SIGNATURE_BYTES = 8  # PNG's signature (JPEG's is 2): damage past it reaches the decoders, not just the sniffing
+
+
 def _position(data: bytearray, fraction: float) -> int:
-    return min(int(fraction * len(data)), max(len(data) - 1, 0))
+    start = min(SIGNATURE_BYTES, len(data) - 1)
+    return min(start + int(fraction * (len(data) - start)), len(data) - 1)
 
 
 def mutate(data: bytes, mutations: list[tuple]) -> bytes:
@@ -135,7 +139,7 @@ def mutate(data: bytes, mutations: list[tuple]) -> bytes:
             out[start:start] = extra
         elif kind == "truncate":
             (fraction,) = args
-            del out[max(_position(out, fraction), 1):]
+            del out[max(int(fraction * len(out)), 1):]
         elif kind == "structure":  # a PNG chunk or JPEG segment: garbage inside, CRC fixed or not
             choice, replacement, fix_crc = args
             is_png = bytes(out[:8]) == b"\x89PNG\r\n\x1a\n"
