@@ -127,7 +127,8 @@ def test_nested_archives_share_one_budget(tmp_path):
                                          r"over download.limits.max_total_bytes=3000000"):
         build(tmp_path, source="archive", archive=str(archive), limits=limits)
     assert names(tmp_path / "data") == []
-    counts, _ = build(tmp_path, source="archive", archive=str(archive), limits=ExtractionLimits(max_total_bytes=6_000_000, max_ratio=1e5))
+    enough = ExtractionLimits(max_total_bytes=6_000_000, max_ratio=1e5)
+    counts, _ = build(tmp_path, source="archive", archive=str(archive), limits=enough)
     assert (counts.train_cats, counts.test) == (4, 8)
 
 

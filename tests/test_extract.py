@@ -196,7 +196,7 @@ def test_one_budget_covers_several_extractions(sandbox):
     second = write_zip(root / "b.zip", {"b.bin": b"y" * 600})
     budget = Budget(ExtractionLimits(max_total_bytes=1000))
     extract_members(first, target / "a", {"a.bin": "a.bin"}, budget)
-    with pytest.raises(ValueError, match=r"1200 bytes in all \(nested archives included\), over download.limits.max_total_bytes=1000"):
+    with pytest.raises(ValueError, match=r"1200 bytes in all \(nested .*, over download.limits.max_total_bytes=1000"):
         extract_members(second, target / "b", {"b.bin": "b.bin"}, budget)
     assert not (target / "b").exists()
     budget = Budget(ExtractionLimits(max_members=1))

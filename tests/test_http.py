@@ -290,7 +290,8 @@ def test_a_body_without_content_length_stops_at_the_limit(serve, tmp_path):
 
 def test_an_announced_length_over_the_limit_is_refused_unread(serve, tmp_path):
     url, _ = serve(microsoft_zip(), "announce_huge")
-    with pytest.raises(ValueError, match=r"the server announces 1000000000000 bytes, over the limit of \d+ bytes \(download.limits.max_total_bytes\)"):
+    message = r"the server announces 1000000000000 bytes, over the limit of \d+ bytes \(download.limits.max_total_bytes\)"
+    with pytest.raises(ValueError, match=message):
         http.download_file(url, tmp_path / "a.zip", retries=3, timeout_s=5, max_bytes=MAX_BYTES)
     assert not any(tmp_path.iterdir())
 

@@ -117,7 +117,8 @@ def test_unusable_files_are_dropped_with_their_reason(tmp_path: Path, reason: st
 def test_pixel_limit_turns_pillow_bomb_guard_into_an_error_and_restores_it(tmp_path: Path, size) -> None:
     path = write_rgb_jpeg(tmp_path / "bomb.jpg", *size)
     before = Image.MAX_IMAGE_PIXELS
-    with pixel_limit(MAX_PIXELS), pytest.raises(Image.DecompressionBombError if size == (200, 200) else Image.DecompressionBombWarning):
+    expected = Image.DecompressionBombError if size == (200, 200) else Image.DecompressionBombWarning
+    with pixel_limit(MAX_PIXELS), pytest.raises(expected):
         Image.open(path).load()
     assert Image.MAX_IMAGE_PIXELS == before
 

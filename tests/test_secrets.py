@@ -26,7 +26,7 @@ import yaml
 
 from tests.conftest import ROOT, run
 from tests.test_http import microsoft_zip, serve  # noqa: F401  (serve is a fixture)
-from tests.test_kaggle_source import COMPETITION, TEST_ZIP, TRAIN_ZIP, fake_kaggle_server  # noqa: F401
+from tests.test_kaggle_source import TEST_ZIP, TRAIN_ZIP, fake_kaggle_server  # noqa: F401  (a fixture)
 
 KAGGLE_USER = "fake-kaggle-user"
 KAGGLE_KEY = "fakeKaggleKey0d5c9e2b7a41f386"

@@ -157,7 +157,8 @@ def prepare_image(path: str | Path, min_side: int, max_pixels: int) -> tuple[Ima
             width, height = image.size
             size = {"width": width, "height": height}
             if width * height > max_pixels:
-                return ImageCheck(path, drop="too_large", detail=f"{width}x{height} > {max_pixels} pixels", **size), None
+                detail = f"{width}x{height} > {max_pixels} pixels"
+                return ImageCheck(path, drop="too_large", detail=detail, **size), None
             if min(width, height) < min_side:
                 return ImageCheck(path, drop="too_small", detail=f"{width}x{height} < {min_side} px", **size), None
             image.load()  # the full decode: truncated and corrupt data fail here

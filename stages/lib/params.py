@@ -193,9 +193,9 @@ class TrainScratchParams(Section):
     decay: Annotated[float, Field(ge=0)] | None = None  # None: learning_rate / epochs
     patience: Patience = 2
     restore_best_weights: bool = True
-    filters: Annotated[list[Annotated[int, Field(gt=0, le=MAX_FILTERS)]], Field(min_length=1, max_length=MAX_LAYERS)] = [
-        32, 32, 64,
-    ]
+    filters: Annotated[
+        list[Annotated[int, Field(gt=0, le=MAX_FILTERS)]], Field(min_length=1, max_length=MAX_LAYERS)
+    ] = [32, 32, 64]
     dense_units: Annotated[int, Field(gt=0, le=MAX_UNITS)] = 64
     conv_dropout: Probability = 0.25
     dense_dropout: Probability = 0.5
@@ -219,9 +219,9 @@ class TrainTopParams(Section):
     epochs: Epochs = 15
     batch_size: BatchSize = 32
     learning_rate: PositiveFloat = 0.001
-    units: Annotated[list[Annotated[int, Field(gt=0, le=MAX_UNITS)]], Field(min_length=1, max_length=MAX_LAYERS)] = [
-        512, 256,
-    ]
+    units: Annotated[
+        list[Annotated[int, Field(gt=0, le=MAX_UNITS)]], Field(min_length=1, max_length=MAX_LAYERS)
+    ] = [512, 256]
     dropouts: Annotated[list[Probability], Field(min_length=1, max_length=MAX_LAYERS)] = [0.5, 0.2]
 
     @model_validator(mode="after")

@@ -132,7 +132,7 @@ def expand_inputs(inputs: list[str | Path]) -> list[Path]:
 def predict_files(
     model, files: list[Path], image_size: int, batch_size: int, clip: float, max_pixels: int
 ) -> list[ImagePrediction]:
-    """Clipped P(dog) for each file; unusable files (:func:`read_untrusted_image`) get an error, the rest predictions."""
+    """Clipped P(dog) for each file; unusable files (see :func:`read_untrusted_image`) get an error instead."""
     results: list[ImagePrediction | None] = [None] * len(files)
     chunk_size = batch_size * CHUNK_BATCHES
     start = 0

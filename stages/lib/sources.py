@@ -54,7 +54,9 @@ DEFAULT_DOWNLOAD_NAME = "download.zip"
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 # The Kaggle client's command-line flags that make it print every request, headers included.
 KAGGLE_VERBOSE_FLAGS = ("--verbose", "-v")
-KAGGLE_LOGGERS = ("kaggle", "kaggle.api.kaggle_api_extended", "kagglesdk", "kagglesdk.kaggle_env", "kagglesdk.kaggle_oauth")
+KAGGLE_LOGGERS = (
+    "kaggle", "kaggle.api.kaggle_api_extended", "kagglesdk", "kagglesdk.kaggle_env", "kagglesdk.kaggle_oauth",
+)
 ALTERNATIVES = "microsoft (public mirror, no account), url, archive, dir or synthetic"
 MISSING_CREDENTIALS = (
     "Kaggle credentials not found (or not accepted). Create an API token at "
@@ -211,7 +213,8 @@ def from_synthetic(outputs: Outputs, *, count: int, size: int, test_count: int, 
 def _redacted_client_output():
     """Pass what the Kaggle client prints (progress, retries, errors quoting signed URLs) through ``redact``."""
     redact_library_logs(*KAGGLE_LOGGERS)
-    with contextlib.redirect_stdout(RedactingStream(sys.stdout)), contextlib.redirect_stderr(RedactingStream(sys.stderr)):
+    stdout, stderr = RedactingStream(sys.stdout), RedactingStream(sys.stderr)
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
         yield
 
 
