@@ -6,7 +6,7 @@ EXTRAS ?= dev
 
 FUZZ_EXAMPLES ?= 5000
 
-.PHONY: setup pipeline test fuzz clean-venv
+.PHONY: setup pipeline test bench fuzz clean-venv
 
 $(BIN)/.installed-$(EXTRAS): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ pipeline: setup
 
 test: setup
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Every benchmark side by side: reports/benchmarks.json and .md (BENCH_ARGS="--quick" for a smoke run).
+bench: setup
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m benchmarks $(BENCH_ARGS)
 
 # The image fuzz test at length (CI runs 300 repeatable cases; this draws fresh ones each time).
 fuzz: setup

@@ -1,7 +1,70 @@
-"""catsdogs: one module per pipeline stage, the ``catsdogs`` command, and their shared code in ``stages.lib``."""
+"""catsdogs: one module per pipeline stage, the ``catsdogs`` command, and their shared code in ``stages.lib``.
 
+Importing the package quiets TensorFlow's start-up chatter (CUDA probing on
+machines without a GPU, oneDNN and CPU-feature notices), which is not the
+stages' output. Set ``TF_CPP_MIN_LOG_LEVEL`` yourself (0 shows everything) and
+nothing is filtered.
+"""
+
+import importlib.abc
+import importlib.machinery
 import os
+import re
+import sys
+import tempfile
 
-# TensorFlow's C++ start-up notices are not the stages' output; a level the user set wins.
-# Set here, the package's first import, because it only works before TensorFlow loads.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Lines TensorFlow's C++ side writes to stderr while it loads and probes devices, on
+# every machine without a GPU. absl writes them before its logging is initialised,
+# so TF_CPP_MIN_LOG_LEVEL cannot hold them back; only these exact lines are dropped.
+STARTUP_NOISE = re.compile(
+    r"^(WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
+    r"|[IWE]\d{4} [\d:. ]+\d+ (cudart_stub|cuda_platform|cuda_executor|cuda_diagnostics|port|cpu_feature_guard)"
+    r"\.cc:\d+\] .*)$"
+)
+
+
+class _QuietTensorFlowLoader(importlib.abc.Loader):
+    """Runs TensorFlow's own loader with stderr captured; lines that are not start-up noise are written back."""
+
+    def __init__(self, loader):
+        self.loader = loader
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module):
+        with tempfile.TemporaryFile(mode="w+b") as captured:
+            sys.stderr.flush()
+            saved = os.dup(2)
+            os.dup2(captured.fileno(), 2)
+            try:
+                self.loader.exec_module(module)
+                module.config.list_physical_devices()  # the CUDA probe speaks at the first device query
+            finally:
+                os.dup2(saved, 2)
+                os.close(saved)
+                module.__loader__ = module.__spec__.loader = self.loader
+                captured.seek(0)
+                kept = [line for line in captured.read().decode(errors="replace").splitlines()
+                        if not STARTUP_NOISE.match(line)]
+                if kept:
+                    sys.stderr.write("\n".join(kept) + "\n")
+
+
+class _QuietTensorFlowFinder(importlib.abc.MetaPathFinder):
+    """Wraps the loader of the first ``import tensorflow``, then steps aside."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname != "tensorflow":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _QuietTensorFlowLoader(spec.loader)
+        return spec
+
+
+if "TF_CPP_MIN_LOG_LEVEL" not in os.environ:
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"  # INFO and WARNING notices off; errors still show
+    if "tensorflow" not in sys.modules:
+        sys.meta_path.insert(0, _QuietTensorFlowFinder())

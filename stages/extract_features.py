@@ -23,6 +23,7 @@ from stages.lib.io import atomic_path
 from stages.lib.labels import CLASS_FOLDERS
 from stages.lib.params import load_params
 from stages.lib.precision import set_mixed_precision
+from stages.lib.progress import WorkEstimate
 from stages.lib.runner import run_stage
 from stages.lib.seeding import seed_everything
 
@@ -50,7 +51,7 @@ def extract_features(
     batch_size: int,
     weights: str,
     preprocessing: str,
-    mixed_precision: bool,
+    mixed_precision: bool | str,
     seed: int,
 ) -> dict:
     """Extract features for each split in ``split_dirs`` into ``output_dir`` (replaced atomically).
@@ -72,6 +73,8 @@ def extract_features(
         "counts": {},  # no timings here: identical inputs give an identical features/ (DVC hash)
     }
     extract_seconds = {}
+    total = sum(len(paths) for paths, _ in listed.values())
+    estimate = WorkEstimate(logger, "features", total, "images", estimate_after=min(4 * batch_size, total))
     with atomic_path(output_dir) as temporary:
         temporary.mkdir(parents=True)
         for split, (paths, labels) in listed.items():
@@ -80,7 +83,7 @@ def extract_features(
             dataset = without_autotune(make_image_dataset(paths, None, image_size, batch_size))
             logger.info("%s: %d images from %s", split, len(paths), root)
             started = time.perf_counter()
-            shape = feature_files.write_split(model, dataset, len(paths), temporary, split)
+            shape = feature_files.write_split(model, dataset, len(paths), temporary, split, estimate.update)
             seconds = extract_seconds[split] = time.perf_counter() - started
             feature_files.write_labels_and_files(temporary, split, labels, relative)
             meta["counts"][split] = {

@@ -24,6 +24,7 @@ from stages.lib.data import list_labelled_images, make_image_dataset
 from stages.lib.model_files import load_model, save_model
 from stages.lib.params import load_params
 from stages.lib.precision import set_mixed_precision
+from stages.lib.progress import training_estimate_callback
 from stages.lib.runner import run_stage
 from stages.lib.seeding import seed_everything
 
@@ -61,7 +62,7 @@ def fit_finetune(
         train_data,
         validation_data=validation_data,
         epochs=epochs,
-        callbacks=[stopping],
+        callbacks=[stopping, training_estimate_callback(logger, "fine-tuning", epochs, None)],
         shuffle=False,  # the tf.data pipeline shuffles (seeded); fit cannot shuffle a dataset
         verbose=training.fit_verbosity(),
     )
@@ -88,7 +89,7 @@ def finetune(
     momentum: float,
     trainable_from: str,
     patience: int,
-    mixed_precision: bool,
+    mixed_precision: bool | str,
 ) -> dict:
     """Stack VGG16 and the top classifier, fine-tune (or skip when ``epochs`` is 0), save model and reports."""
     seed_everything(seed, deterministic)

@@ -29,6 +29,7 @@ from stages.lib.distribution import select_strategy
 from stages.lib.model_files import save_model
 from stages.lib.params import load_params
 from stages.lib.precision import set_mixed_precision
+from stages.lib.progress import training_estimate_callback
 from stages.lib.scratch_model import build_scratch_cnn, check_image_size, make_optimizer
 from stages.lib.seeding import seed_everything
 
@@ -73,8 +74,8 @@ def unreadable_error(broken: list[Path]) -> ValueError:
 
 
 def cache_bytes(count: int, image_size: int) -> int:
-    """RAM that caching ``count`` decoded float32 images of ``image_size`` squared takes."""
-    return count * image_size * image_size * 3 * 4
+    """RAM that caching ``count`` decoded uint8 images of ``image_size`` squared takes."""
+    return count * image_size * image_size * 3
 
 
 def log_cache_size(count: int, image_size: int) -> None:
@@ -112,7 +113,8 @@ def fit(model, train_dataset, validation_dataset, epochs: int, patience: int, re
     )
     history = model.fit(
         train_dataset, validation_data=validation_dataset, epochs=epochs,
-        callbacks=[early_stopping], verbose=training.fit_verbosity(),
+        callbacks=[early_stopping, training_estimate_callback(logger, "training", epochs, None)],
+        verbose=training.fit_verbosity(),
         shuffle=False,  # the tf.data pipeline shuffles (seeded); fit cannot shuffle a dataset
     )
     return history.history
@@ -141,7 +143,7 @@ def train_scratch(
     augmentation: dict,
     cache: str,
     strategy: str,
-    mixed_precision: bool,
+    mixed_precision: bool | str,
 ) -> dict:
     """Check the inputs, train the scratch CNN, save it and its reports; return the metrics."""
     check_image_size(image_size, len(filters))
@@ -196,6 +198,7 @@ def train_scratch(
         validation_count=len(validation[0]),
         parameters=model.count_params(),
         replicas=distribution.num_replicas_in_sync,
+        dtype_policy=policy,
     )
     logger.info(
         "validation accuracy %.4f (best epoch %d of %d), %.1f training images/s",

@@ -19,6 +19,7 @@ from stages.lib import features as feature_files
 from stages.lib import training
 from stages.lib.model_files import save_model
 from stages.lib.params import load_params
+from stages.lib.progress import training_estimate_callback
 from stages.lib.runner import run_stage
 from stages.lib.seeding import seed_everything
 
@@ -67,6 +68,7 @@ def train_top_classifier(
         epochs=epochs,
         batch_size=batch_size,
         shuffle=True,
+        callbacks=[training_estimate_callback(logger, "training", epochs, None)],
         verbose=training.fit_verbosity(),
     )
     return model, history.history

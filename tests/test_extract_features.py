@@ -181,7 +181,7 @@ def test_local_weights_file_gives_the_in_memory_models_features(tmp_path, file_n
     meta = extract({"train": tmp_path / "train"}, tmp_path / "features", weights=str(weights_file))
 
     paths, _ = list_labelled_images(tmp_path / "train")
-    images = np.stack([decode_and_resize(str(path), SIZE).numpy() for path in paths])
+    images = np.stack([decode_and_resize(str(path), SIZE).numpy() for path in paths]).astype(np.float32)
     expected = reference.predict(keras.applications.vgg16.preprocess_input(images.copy()), verbose=0)
     got = np.load(tmp_path / "features" / "train_features.npy")
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-4)

@@ -67,7 +67,7 @@ def project(trained_top, tmp_path, monkeypatch) -> Path:
 def validation_images(project: Path) -> np.ndarray:
     """The validation images as raw float32 [0, 255] pixels, in listing order."""
     paths, _ = list_labelled_images(project / "data" / "validation")
-    return np.stack([decode_and_resize(str(path), SIZE).numpy() for path in paths])
+    return np.stack([decode_and_resize(str(path), SIZE).numpy() for path in paths]).astype(np.float32)
 
 
 def test_two_epochs_write_a_model_that_reloads_and_predicts_on_raw_pixels(project):

@@ -1,8 +1,10 @@
 """Listing the split's images and reading them with tf.data.
 
 Labels come from the class folders (:mod:`stages.lib.labels`: ``cats`` = 0, ``dogs`` = 1).
-Images reach every model as float32 RGB in [0, 255], resized to the shared size;
-each model does its own scaling (Rescaling layer, VGG16's preprocess_input).
+Images are decoded, resized to the shared size and rounded to 8-bit values (as if
+the photos had been stored at that size), so a cached image takes 1 byte per value;
+they reach every model as float32 RGB in [0, 255], converted batch by batch, and
+each model does its own scaling (Rescaling layer, VGG16's preprocessing).
 """
 
 from __future__ import annotations
@@ -54,19 +56,27 @@ def decode_rgb(data):
 
 
 def resize_image(image, image_size: int):
-    """A decoded image as float32 RGB [0, 255] of shape (image_size, image_size, 3)."""
+    """A decoded image as uint8 RGB of shape (image_size, image_size, 3): bilinear resize, rounded."""
     import tensorflow as tf
 
     image = tf.image.resize(image, (image_size, image_size), method="bilinear")
     image.set_shape((image_size, image_size, 3))
-    return tf.cast(image, tf.float32)
+    return tf.cast(tf.clip_by_value(tf.round(image), 0.0, 255.0), tf.uint8)
 
 
 def decode_and_resize(path, image_size: int):
-    """Read one image file as float32 RGB [0, 255] of shape (image_size, image_size, 3)."""
+    """Read one image file as uint8 RGB of shape (image_size, image_size, 3): bilinear resize, rounded."""
     import tensorflow as tf
 
     return resize_image(decode_rgb(tf.io.read_file(path)), image_size)
+
+
+def to_float(images, *rest):
+    """A batch of uint8 images as float32 [0, 255] (labels, if any, pass through)."""
+    import tensorflow as tf
+
+    images = tf.cast(images, tf.float32)
+    return (images, *rest) if rest else images
 
 
 def make_image_dataset(
@@ -83,8 +93,10 @@ def make_image_dataset(
 
     Decoding runs in parallel; ``deterministic=True`` keeps the file order, so a
     row of any output always matches its file and label. Shuffling is seeded
-    and reshuffles each epoch. ``augment``, a function of (images, labels), is
-    mapped over the batches in parallel (training augmentation; never cached).
+    and reshuffles each epoch. ``cache`` keeps the decoded uint8 images in memory
+    (N x size^2 x 3 bytes); batches become float32 after it. ``augment``, a function
+    of (images, labels), is mapped over the float batches in parallel (training
+    augmentation; never cached).
     """
     import tensorflow as tf
 
@@ -99,10 +111,9 @@ def make_image_dataset(
         label_dataset = tf.data.Dataset.from_tensor_slices(np.asarray(labels, dtype=np.float32))
         dataset = tf.data.Dataset.zip((dataset, label_dataset))
     if cache:
-        dataset = dataset.cache()  # decoded once, reused every epoch (RAM: N x size^2 x 3 x 4 bytes)
+        dataset = dataset.cache()  # decoded once, reused every epoch
     if shuffle:
         dataset = dataset.shuffle(len(path_strings), seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.batch(batch_size)
-    if augment is not None:
-        dataset = dataset.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
+    prepare = to_float if augment is None else (lambda images, batch_labels: augment(*to_float(images, batch_labels)))
+    dataset = dataset.batch(batch_size).map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)

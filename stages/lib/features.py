@@ -40,11 +40,12 @@ def split_files(directory: str | Path, split: str) -> dict[str, Path]:
     }
 
 
-def write_split(model, dataset, count: int, output_dir: str | Path, split: str) -> tuple[int, ...]:
+def write_split(model, dataset, count: int, output_dir: str | Path, split: str, progress=None) -> tuple[int, ...]:
     """Run ``model`` over an image ``dataset`` (``count`` images) and stream its outputs to a .npy.
 
     Rows go into a memory-mapped ``.npy`` batch by batch (float32 whatever the
-    model's dtype); nothing holds all features in memory. Returns the array shape.
+    model's dtype); nothing holds all features in memory. ``progress``, if given,
+    is told each batch's image count. Returns the array shape.
     """
     from tqdm import tqdm
 
@@ -62,6 +63,8 @@ def write_split(model, dataset, count: int, output_dir: str | Path, split: str) 
             array[row : row + len(outputs)] = outputs
             row += len(outputs)
             bar.update(len(outputs))
+            if progress is not None:
+                progress(len(outputs))
             if row - mapped_from >= remap_rows:
                 array.flush()
                 del array

@@ -18,7 +18,7 @@ hostile or broken file is a reason and a detail, never an exception:
   shape.
 
 Unusable files are dropped with a reason (:data:`DROP_REASONS`). Plain RGB JPEGs
-are kept byte for byte.
+are kept byte for byte (hard-linked where the file system allows).
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import io
 import re
-import shutil
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -34,6 +33,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from stages.lib.io import link_or_copy
 
 # Why a file is dropped, in the order the checks run.
 DROP_REASONS = ("empty", "not_an_image", "too_large", "too_small", "corrupt")
@@ -212,4 +213,5 @@ def write_image(check: ImageCheck, target: str | Path) -> None:
         raise ValueError(f"{check.path} was dropped ({check.drop}); it cannot be written")
     if check.normalize is not None and check.normalized is None:
         raise ValueError(f"{check.path} needs normalizing ({check.normalize}) but was checked without a staging folder")
-    shutil.copyfile(check.normalized or check.path, target)
+    # The same bytes as the checked file or its staged re-encoding: a hard link where the file system allows.
+    link_or_copy(check.normalized or check.path, target)

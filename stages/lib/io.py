@@ -67,6 +67,18 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
         remove_path(temporary)
 
 
+def link_or_copy(source: str | Path, target: str | Path) -> None:
+    """Make ``target`` a hard link to ``source`` (no second copy on disk), or a copy where links fail.
+
+    Only for files no stage ever modifies in place (every stage writes new files and
+    moves them in), so the two names can safely share their bytes.
+    """
+    try:
+        os.link(source, target)
+    except OSError:  # another file system, or one without hard links
+        shutil.copyfile(source, target)
+
+
 def write_text(target: str | Path, text: str) -> None:
     """Write a text file atomically."""
     with atomic_path(target) as temporary:

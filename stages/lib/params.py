@@ -49,6 +49,8 @@ Probability = Annotated[float, Field(ge=0, lt=1)]
 BatchSize = Annotated[int, Field(gt=0, le=MAX_BATCH_SIZE)]
 Epochs = Annotated[int, Field(gt=0, le=MAX_EPOCHS)]
 Patience = Annotated[int, Field(ge=0, le=MAX_EPOCHS)]
+# false: float32 (reproducible); true: bfloat16 on a CPU, float16 on a GPU; auto: mixed only where it is faster.
+MixedPrecision = bool | Literal["auto"]
 
 
 class Section(BaseModel):
@@ -202,7 +204,7 @@ class TrainScratchParams(Section):
     augmentation: AugmentationParams = AugmentationParams()
     cache: Literal["memory", "none"] = "memory"
     strategy: Literal["auto", "none", "mirrored", "multiworker"] = "auto"
-    mixed_precision: bool = False
+    mixed_precision: MixedPrecision = False
 
 
 class ExtractFeaturesParams(Section):
@@ -210,7 +212,7 @@ class ExtractFeaturesParams(Section):
 
     weights: str = "imagenet"  # "imagenet", "none", or a path to a local weights file
     preprocessing: Literal["vgg16", "rescale"] = "vgg16"
-    mixed_precision: bool = False
+    mixed_precision: MixedPrecision = False
 
 
 class TrainTopParams(Section):
@@ -242,7 +244,7 @@ class FinetuneParams(Section):
     momentum: Annotated[float, Field(ge=0, lt=1)] = 0.9
     trainable_from: str = "block5_conv1"  # layers from here on are trained
     patience: Patience = 3
-    mixed_precision: bool = False  # bfloat16 on CPU (faster only with AVX512-BF16/AMX), float16 on GPU
+    mixed_precision: MixedPrecision = False
 
 
 class EvaluateParams(Section):
@@ -332,6 +334,8 @@ def _describe(error: dict) -> str:
     elif error["type"] == "literal_error":
         allowed = error.get("ctx", {}).get("expected", "")
         message = f"got {error.get('input')!r}; allowed: {allowed}"
+    elif error["type"] == "union_error":
+        message = f"got {error.get('input')!r}; allowed: true, false or 'auto'"
     elif error["type"].startswith("value_error"):
         message = message.removeprefix("Value error, ")
     else:
@@ -348,8 +352,19 @@ def validate_params(raw: dict | None) -> Params:
     try:
         return Params.model_validate(raw)
     except ValidationError as error:
-        lines = [_describe(item) for item in error.errors()]
+        lines = list(dict.fromkeys(_describe(item) for item in _merge_union_errors(error.errors())))
         raise ValueError("invalid params:\n  " + "\n  ".join(lines)) from None
+
+
+def _merge_union_errors(errors: list[dict]) -> list[dict]:
+    """One error for a value that fits no member of a union (pydantic reports one per member)."""
+    merged = []
+    for error in errors:
+        member = str(error["loc"][-1]) if error["loc"] else ""
+        if member in ("bool", "int", "float", "str") or member.startswith("literal["):
+            error = {**error, "loc": error["loc"][:-1], "type": "union_error"}
+        merged.append(error)
+    return merged
 
 
 def load_params(path: str | Path = DEFAULT_PARAMS_FILE) -> Params:

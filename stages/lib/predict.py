@@ -93,9 +93,15 @@ def _as_probabilities(outputs, count: int) -> np.ndarray:
 
 def read_image(path: str | Path, image_size: int) -> np.ndarray:
     """One known-good image file (the split's) as float32 RGB [0, 255] resized like the training data."""
-    from stages.lib.data import decode_and_resize
+    import tensorflow as tf
 
-    return decode_and_resize(str(path), image_size).numpy()
+    from stages.lib.data import decode_and_resize
+    from stages.lib.images import tensorflow_message
+
+    try:
+        return decode_and_resize(str(path), image_size).numpy().astype(np.float32)
+    except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError, tf.errors.UnknownError) as error:
+        raise ValueError(f"not a readable image ({tensorflow_message(error)})") from None
 
 
 def read_untrusted_image(path: str | Path, image_size: int, max_pixels: int) -> np.ndarray:
@@ -115,7 +121,7 @@ def read_untrusted_image(path: str | Path, image_size: int, max_pixels: int) -> 
     if not check.ok:
         raise ValueError(f"{check.drop.replace('_', ' ')}: {check.detail}")
     data = path.read_bytes() if normalized is None else normalized
-    return resize_image(decode_rgb(data), image_size).numpy()
+    return resize_image(decode_rgb(data), image_size).numpy().astype(np.float32)
 
 
 def expand_inputs(inputs: list[str | Path]) -> list[Path]:

@@ -12,8 +12,10 @@ second. Beside it, in the stage's reports folder:
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
+import tempfile
 from pathlib import Path
 
 from stages.lib.io import HISTORY_FILE, LIVE_FOLDER, METRICS_FILE, atomic_path, metrics_for_json, write_json, write_text
@@ -79,9 +81,11 @@ def write_training_reports(reports_dir: str | Path, history: dict[str, list[floa
     lines += [",".join(f"{row[c]:.6g}" if c != "epoch" else str(row[c]) for c in columns) for row in rows]
     write_text(reports_dir / HISTORY_FILE, "\n".join(lines) + "\n")
 
-    # dvclive writes in place: log into a temporary folder, then move it in whole.
-    with atomic_path(reports_dir / LIVE_FOLDER) as live_dir:
-        with Live(dir=str(live_dir), dvcyaml=None, save_dvc_exp=False, report=None) as live:
+    # dvclive writes in place: log into a temporary folder, then move it in whole. Only its files
+    # are wanted, not its Git/DVC integration, which fails in a repository without commits
+    # (treeverse/dvclive#522): it runs from a folder outside any repository.
+    with atomic_path(reports_dir / LIVE_FOLDER) as live_dir, tempfile.TemporaryDirectory() as outside:
+        with contextlib.chdir(outside), Live(dir=str(live_dir.resolve()), dvcyaml=None, save_dvc_exp=False, report=None) as live:
             for row in rows:
                 for column in columns[1:]:
                     name = ("eval/" if column.startswith("val_") else "train/") + column.removeprefix("val_")

@@ -1,0 +1,178 @@
+"""Run every benchmark side by side and write reports/benchmarks.json and reports/benchmarks.md.
+
+    python -m benchmarks                 # the README's figures (about an hour on 2 cores)
+    python -m benchmarks --quick         # tiny sizes: checks that every benchmark still runs
+    python -m benchmarks --only training extraction
+
+Sections (each alternative runs in its own fresh process, one after the other):
+
+- training: train_scratch's pipeline against the tutorial's ImageDataGenerator
+  feeding the same CNN, and against the compute bound (the same training steps on
+  images already in memory); images/s over whole epochs, validation included;
+- extraction: extract_features against VGG16's forward pass on in-memory images;
+- precision: float32 against bfloat16 for both, and what ``mixed_precision: auto`` picks here;
+- memory: peak RSS of the train_scratch and extract_features stages at two sizes;
+- dvc: a no-op ``dvc status`` / ``dvc repro`` on a 25,000-image workspace against DVC's floor.
+
+Timings on a shared machine are noisy: compare figures of one run with each other,
+and read them beside the CPU flags and load average the report records.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks import dvc_noop
+from benchmarks.common import ROOT, machine, run_child, sample_layout, split_layout
+
+SECTIONS = ("training", "extraction", "precision", "memory", "dvc")
+
+
+def settings_for(args: argparse.Namespace, data: Path, **changes) -> dict:
+    """The settings every worker reads."""
+    return {"data": str(data), "image_size": args.image_size, "batch_size": args.batch_size, "seed": args.seed,
+            "epochs": args.epochs, "mixed_precision": False, "cache": "memory", **changes}
+
+
+def training(args, data: Path, results: dict) -> dict:
+    """Ours vs the tutorial's pipeline vs the compute bound."""
+    runs = {name: run_child(f"train_{name}", settings_for(args, data), args.timeout)
+            for name in ("tutorial", "ours", "bound")}
+    ours, tutorial, bound = (runs[name]["images_per_second"] for name in ("ours", "tutorial", "bound"))
+    return {"runs": runs, "ours_vs_tutorial": round(ours / tutorial, 2), "ours_vs_bound": round(ours / bound, 2),
+            "goals": {"ours_vs_tutorial": ">= 2.0", "ours_vs_bound": ">= 0.9"}}
+
+
+def extraction(args, data: Path, results: dict) -> dict:
+    """extract_features vs VGG16's forward pass on in-memory images."""
+    runs = {name: run_child(f"extract_{name}", settings_for(args, data), args.timeout) for name in ("ours", "bound")}
+    ratio = runs["ours"]["images_per_second"] / runs["bound"]["images_per_second"]
+    return {"runs": runs, "ours_vs_bound": round(ratio, 2), "goals": {"ours_vs_bound": ">= 0.9"}}
+
+
+def precision(args, data: Path, results: dict) -> dict:
+    """bfloat16 against float32 (reusing the float32 runs of the sections above when they ran)."""
+    from stages.lib.precision import choose_policy, cpu_flags
+
+    float32 = {
+        "training": results.get("training", {}).get("runs", {}).get("ours")
+        or run_child("train_ours", settings_for(args, data), args.timeout),
+        "extraction": results.get("extraction", {}).get("runs", {}).get("ours")
+        or run_child("extract_ours", settings_for(args, data), args.timeout),
+    }
+    bfloat16 = {
+        "training": run_child("train_ours", settings_for(args, data, mixed_precision=True), args.timeout),
+        "extraction": run_child("extract_ours", settings_for(args, data, mixed_precision=True), args.timeout),
+    }
+    speedup = {key: round(bfloat16[key]["images_per_second"] / float32[key]["images_per_second"], 2) for key in float32}
+    return {"float32": float32, "bfloat16": bfloat16, "bfloat16_speedup": speedup,
+            "auto_picks_here": choose_policy("auto", False, cpu_flags())}
+
+
+def memory(args, scratch: Path, results: dict) -> dict:
+    """Peak RSS of the train_scratch and extract_features stages at each size of ``--memory-sizes``."""
+    report = {}
+    for total in args.memory_sizes:
+        train_per_class, validation_per_class = int(total * 0.4), total // 2 - int(total * 0.4)
+        data = split_layout(scratch, train_per_class, validation_per_class, args.image_size, args.seed)
+        stage = run_child("train_stage", settings_for(args, data, epochs=1), args.timeout)
+        extract = run_child("extract_ours", settings_for(args, data), args.timeout)
+        report[str(total)] = {
+            "train_scratch_peak_rss_mib": stage["peak_rss_mib"],
+            "extract_features_peak_rss_mib": extract["peak_rss_mib"],
+            "uint8_cache_mib": round(total * args.image_size**2 * 3 / 1024**2, 1),
+        }
+    return report
+
+
+def markdown(report: dict) -> str:
+    """The short table the README quotes."""
+    lines = ["| benchmark | baseline | ours | ratio (goal) |", "|---|---:|---:|---:|"]
+    train = report.get("training")
+    if train:
+        runs = train["runs"]
+        lines.append(f"| train_scratch images/s, whole epochs | tutorial ImageDataGenerator {runs['tutorial']['images_per_second']} "
+                     f"| {runs['ours']['images_per_second']} | {train['ours_vs_tutorial']}x (>= 2x) |")
+        lines.append(f"| train_scratch vs compute bound (in-memory images) | bound {runs['bound']['images_per_second']} "
+                     f"| {runs['ours']['images_per_second']} | {train['ours_vs_bound']} (>= 0.9) |")
+    extract = report.get("extraction")
+    if extract:
+        runs = extract["runs"]
+        lines.append(f"| extract_features images/s vs VGG16 forward pass | bound {runs['bound']['images_per_second']} "
+                     f"| {runs['ours']['images_per_second']} | {extract['ours_vs_bound']} (>= 0.9) |")
+    mixed = report.get("precision")
+    if mixed:
+        for key in ("training", "extraction"):
+            lines.append(f"| {key}: bfloat16 vs float32 images/s | float32 {mixed['float32'][key]['images_per_second']} "
+                         f"| {mixed['bfloat16'][key]['images_per_second']} | {mixed['bfloat16_speedup'][key]}x |")
+    for total, figures in report.get("memory", {}).items():
+        lines.append(f"| peak RSS at {int(total):,} images (MiB): train_scratch / extract_features | - "
+                     f"| {figures['train_scratch_peak_rss_mib']} / {figures['extract_features_peak_rss_mib']} | - |")
+    dvc = report.get("dvc")
+    if dvc:
+        lines.append(f"| no-op `dvc status` / `dvc repro`, {dvc['images']:,} images (s) | floor "
+                     f"{dvc['floor_dvc_status']['median_seconds']} | {dvc['dvc_status']['median_seconds']} / "
+                     f"{dvc['dvc_repro_noop']['median_seconds']} | {dvc['status_vs_floor']}x / {dvc['repro_vs_floor']}x (<= 1.5x) |")
+    info = report["machine"]
+    lines.append("")
+    lines.append(f"{info['cpu']}, {info['cpus']} CPUs, flags: {', '.join(info['cpu_flags']) or 'none of note'}; "
+                 f"load average at start {info['load_average_at_start']}; data: {report['data']}.")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    """Parse the arguments, run the chosen sections, write and print the report."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: a check that every benchmark runs")
+    parser.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS))
+    parser.add_argument("--data", type=Path, help="a folder with train/ and validation/ class folders "
+                        "(default: the shared Kaggle sample split 800/200, else generated images)")
+    parser.add_argument("--image-size", type=int, default=150)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--epochs", type=int, default=3, help="training epochs timed (the first is reported apart)")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--memory-sizes", type=int, nargs="+", default=[1000, 4000], help="images (train + validation)")
+    parser.add_argument("--dvc-images", type=int, default=25000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--timeout", type=float, default=3600, help="seconds per measurement")
+    parser.add_argument("--output", type=Path, default=ROOT / "reports" / "benchmarks.json")
+    args = parser.parse_args()
+    if args.quick:
+        args.image_size, args.batch_size, args.epochs, args.repeats = 32, 8, 2, 1
+        args.memory_sizes, args.dvc_images = [40, 80], 200
+
+    report: dict = {"machine": machine(), "settings": {k: str(v) for k, v in vars(args).items()}}
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="catsdogs-bench-") as folder:
+        scratch = Path(folder)
+        data = args.data or (None if args.quick else sample_layout(scratch, args.seed))
+        if data is None:
+            data = split_layout(scratch, 20 if args.quick else 400, 5 if args.quick else 100, 375, args.seed)
+            report["data"] = f"generated, {data.name}"
+        else:
+            report["data"] = str(data) if args.data else "the shared Kaggle sample, split 800/200"
+        for section in SECTIONS:
+            if section not in args.only:
+                continue
+            print(f"benchmark: {section} ...", flush=True)
+            if section == "memory":
+                report[section] = memory(args, scratch, report)
+            elif section == "dvc":
+                report[section] = dvc_noop.measure(scratch / "dvc", args.dvc_images, args.repeats, args.timeout)
+            else:
+                report[section] = globals()[section](args, data, report)
+    report["total_seconds"] = round(time.perf_counter() - started, 1)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(report, indent=2) + "\n")
+    table = markdown(report)
+    args.output.with_suffix(".md").write_text(table)
+    print(table, end="")
+    print(f"wrote {args.output} and {args.output.with_suffix('.md')}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,219 @@
+"""One measurement in a fresh process: ``python -m benchmarks.worker TASK SETTINGS_JSON``.
+
+Prints one JSON line (the last line of stdout) with the task's figures and the
+process's peak resident memory. Run by :func:`benchmarks.common.run_child`;
+Keras' own output goes to stderr so stdout stays the report.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def epoch_timer():
+    """A Keras callback recording each epoch's wall time (training and validation)."""
+    import keras
+
+    class EpochTimer(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.seconds = []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.started = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.seconds.append(time.perf_counter() - self.started)
+
+    return EpochTimer()
+
+
+def tutorial_cnn(image_size: int, mixed_precision: bool | str):
+    """The scratch CNN exactly as train_scratch builds and compiles it (params.yaml's defaults)."""
+    from stages.lib.params import validate_params
+    from stages.lib.precision import set_mixed_precision
+    from stages.lib.scratch_model import build_scratch_cnn, make_optimizer
+
+    section = validate_params({}).train_scratch
+    policy = set_mixed_precision(mixed_precision)
+    model = build_scratch_cnn(
+        (image_size, image_size, 3), section.filters, section.dense_units, section.conv_dropout, section.dense_dropout
+    )
+    model.compile(
+        optimizer=make_optimizer(section.learning_rate, section.momentum, section.decay, section.epochs),
+        loss="binary_crossentropy",
+        metrics=["accuracy"],
+    )
+    return model, policy, section.augmentation.model_dump()
+
+
+def epochs_report(timer, train_count: int, policy: str) -> dict:
+    """Images/s over whole epochs (validation included): the first epoch alone, and the median of the others."""
+    later = timer.seconds[1:] or timer.seconds
+    return {
+        "train_images": train_count,
+        "epoch_seconds": [round(seconds, 2) for seconds in timer.seconds],
+        "first_epoch_images_per_second": round(train_count / timer.seconds[0], 1),
+        "images_per_second": round(train_count / statistics.median(later), 1),
+        "dtype_policy": policy,
+    }
+
+
+def train_ours(settings: dict) -> dict:
+    """train_scratch's own input pipeline (uint8 memory cache, tf.data augmentation) feeding the CNN."""
+    from stages.lib.augmentation import batch_augmentation
+    from stages.lib.data import list_labelled_images
+    from stages.lib.seeding import seed_everything
+    from stages.train_scratch import make_datasets
+
+    data, size, batch, seed = Path(settings["data"]), settings["image_size"], settings["batch_size"], settings["seed"]
+    train, validation = list_labelled_images(data / "train"), list_labelled_images(data / "validation")
+    seed_everything(seed, False)
+    model, policy, augmentation = tutorial_cnn(size, settings["mixed_precision"])
+    datasets = make_datasets(train, validation, size, batch, seed, True, batch_augmentation(**augmentation, seed=seed))
+    timer = epoch_timer()
+    model.fit(*datasets[:1], validation_data=datasets[1], epochs=settings["epochs"], callbacks=[timer], verbose=2)
+    return epochs_report(timer, len(train[0]), policy)
+
+
+def train_tutorial(settings: dict) -> dict:
+    """The tutorial's pipeline: ImageDataGenerator (shear, zoom, flip) flow_from_directory feeding the same CNN."""
+    from tensorflow.keras.preprocessing.image import ImageDataGenerator
+
+    from stages.lib.seeding import seed_everything
+
+    data, size, batch, seed = Path(settings["data"]), settings["image_size"], settings["batch_size"], settings["seed"]
+    seed_everything(seed, False)
+    model, policy, augmentation = tutorial_cnn(size, settings["mixed_precision"])
+    # No rescale=1/255 here: the CNN's own Rescaling layer does it (the same arithmetic, once).
+    train = ImageDataGenerator(
+        shear_range=augmentation["shear"], zoom_range=augmentation["zoom"],
+        horizontal_flip=augmentation["horizontal_flip"],
+    ).flow_from_directory(str(data / "train"), target_size=(size, size), batch_size=batch, class_mode="binary", seed=seed)
+    validation = ImageDataGenerator().flow_from_directory(
+        str(data / "validation"), target_size=(size, size), batch_size=batch, class_mode="binary", shuffle=False
+    )
+    timer = epoch_timer()
+    model.fit(train, validation_data=validation, epochs=settings["epochs"], callbacks=[timer], verbose=2)
+    return epochs_report(timer, train.samples, policy)
+
+
+def in_memory(paths: list, size: int):
+    """Decoded, resized images as one float32 array (what the compute bound trains on)."""
+    import numpy as np
+
+    from stages.lib.data import decode_and_resize
+
+    return np.stack([decode_and_resize(str(path), size).numpy() for path in paths]).astype(np.float32)
+
+
+def train_bound(settings: dict) -> dict:
+    """The compute bound: the same CNN's training steps on images already decoded in memory, no augmentation."""
+    import numpy as np
+    import tensorflow as tf
+
+    from stages.lib.data import list_labelled_images
+    from stages.lib.seeding import seed_everything
+
+    data, size, batch, seed = Path(settings["data"]), settings["image_size"], settings["batch_size"], settings["seed"]
+    train, validation = list_labelled_images(data / "train"), list_labelled_images(data / "validation")
+    seed_everything(seed, False)
+    model, policy, _ = tutorial_cnn(size, settings["mixed_precision"])
+
+    def dataset(split):
+        """Whole batches sliced from one in-memory tensor: no decoding, no per-image work, no augmentation."""
+        images = tf.constant(in_memory(split[0], size))
+        labels = tf.constant(np.asarray(split[1], np.float32))
+        count = len(split[1])
+        starts = tf.data.Dataset.range(0, count, batch)
+        return starts.map(lambda start: (images[start : start + batch], labels[start : start + batch])).prefetch(2)
+
+    timer = epoch_timer()
+    model.fit(dataset(train), validation_data=dataset(validation), epochs=settings["epochs"],
+              callbacks=[timer], verbose=2)
+    return epochs_report(timer, len(train[0]), policy)
+
+
+def extract_ours(settings: dict) -> dict:
+    """The extract_features stage's own function, both splits, into a temporary folder."""
+    from stages.extract_features import extract_features
+    from stages.lib.seeding import seed_everything
+
+    data = Path(settings["data"])
+    seed_everything(settings["seed"], False)
+    with tempfile.TemporaryDirectory() as scratch:
+        meta = extract_features(
+            {split: data / split for split in ("train", "validation")}, Path(scratch) / "features",
+            image_size=settings["image_size"], batch_size=settings["batch_size"], weights="none",
+            preprocessing="vgg16", mixed_precision=settings["mixed_precision"], seed=settings["seed"],
+        )
+    images = sum(counts["total"] for counts in meta["counts"].values())
+    seconds = sum(meta["extract_seconds"].values())
+    return {"images": images, "seconds": round(seconds, 2), "images_per_second": round(images / seconds, 2),
+            "dtype_policy": meta["dtype_policy"]}
+
+
+def extract_bound(settings: dict) -> dict:
+    """The bound: VGG16's forward pass (the same extractor) on the same images already decoded in memory."""
+    from stages.lib import vgg
+    from stages.lib.data import list_labelled_images
+    from stages.lib.precision import set_mixed_precision
+    from stages.lib.seeding import seed_everything
+
+    data, size, batch = Path(settings["data"]), settings["image_size"], settings["batch_size"]
+    paths = [path for split in ("train", "validation") for path in list_labelled_images(data / split)[0]]
+    seed_everything(settings["seed"], False)
+    policy = set_mixed_precision(settings["mixed_precision"])
+    model = vgg.vgg16_image_model(vgg.build_vgg16_base(size, "none", settings["seed"]), "vgg16", size)
+    images = in_memory(paths, size)
+    started = time.perf_counter()
+    for start in range(0, len(images), batch):  # every batch timed, the first included, like the stage's timer
+        model.predict_on_batch(images[start : start + batch])
+    seconds = time.perf_counter() - started
+    return {"images": len(images), "seconds": round(seconds, 2), "images_per_second": round(len(images) / seconds, 2),
+            "dtype_policy": policy}
+
+
+def train_stage(settings: dict) -> dict:
+    """The whole train_scratch stage function (checks, cache, training, saving) for its peak memory."""
+    from stages.lib.params import validate_params
+    from stages.train_scratch import train_scratch
+
+    data = Path(settings["data"])
+    params = validate_params({"common": {"image_size": settings["image_size"], "batch_size": settings["batch_size"]},
+                              "train_scratch": {"epochs": settings["epochs"], "cache": settings["cache"]}})
+    with tempfile.TemporaryDirectory() as scratch:
+        summary = train_scratch(
+            data / "train", data / "validation", Path(scratch) / "scratch.keras", Path(scratch) / "reports",
+            **{**params.common.model_dump(), "seed": settings["seed"]}, **params.train_scratch.model_dump(),
+        )
+    return {"images": summary["train_count"] + summary["validation_count"], "images_per_second": summary["images_per_second"]}
+
+
+TASKS = {
+    "train_ours": train_ours,
+    "train_tutorial": train_tutorial,
+    "train_bound": train_bound,
+    "extract_ours": extract_ours,
+    "extract_bound": extract_bound,
+    "train_stage": train_stage,
+}
+
+
+def main() -> None:
+    """Run the task named on the command line; print its JSON report as the last stdout line."""
+    task, settings = sys.argv[1], json.loads(sys.argv[2])
+    with contextlib.redirect_stdout(sys.stderr):  # Keras' epoch lines: stdout stays the report
+        result = TASKS[task](settings)
+    result["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # Linux: KiB
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+"""The photos take little more than their own size on disk: DVC's cache and the split share their bytes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from stages.lib.io import link_or_copy
+from tests.conftest import ROOT, run, update_params
+
+
+def unique_bytes(*folders: Path) -> int:
+    """Bytes of the distinct files (by inode) under ``folders``: what they take on disk together."""
+    seen: dict[tuple[int, int], int] = {}
+    for folder in folders:
+        for path in folder.rglob("*"):
+            if path.is_file() and not path.is_symlink():
+                info = path.stat()
+                seen[(info.st_dev, info.st_ino)] = info.st_size
+    return sum(seen.values())
+
+
+def test_link_or_copy_links_and_falls_back_to_a_copy(tmp_path, monkeypatch):
+    source = tmp_path / "a.jpg"
+    source.write_bytes(b"photo bytes")
+    link_or_copy(source, tmp_path / "linked.jpg")
+    assert (tmp_path / "linked.jpg").stat().st_ino == source.stat().st_ino
+
+    def no_links(*args, **kwargs):
+        raise OSError(18, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "link", no_links)
+    link_or_copy(source, tmp_path / "copied.jpg")
+    assert (tmp_path / "copied.jpg").read_bytes() == b"photo bytes"
+    assert (tmp_path / "copied.jpg").stat().st_ino != source.stat().st_ino
+
+
+@pytest.mark.slow
+def test_photos_are_stored_once_with_the_projects_cache_links(dvc_repo):
+    shutil.copy(ROOT / ".dvc" / "config", dvc_repo / ".dvc" / "config")  # the project's cache.type
+    update_params(dvc_repo, {"download": {"source": "synthetic", "synthetic": {"count": 30, "size": 48, "test_count": 0}}})
+    run(["dvc", "repro", "split"], dvc_repo)
+
+    raw = dvc_repo / "data/raw/train/cat.0.jpg"
+    split_copy = next(dvc_repo.glob("data/*/cats/cat.0.jpg"))
+    assert split_copy.stat().st_ino == raw.stat().st_ino
+    assert raw.stat().st_nlink == 3  # data/raw, data/train or validation, and the DVC cache: one file
+    photos = sum(path.stat().st_size for path in (dvc_repo / "data/raw/train").iterdir())
+    on_disk = unique_bytes(dvc_repo / "data", dvc_repo / ".dvc" / "cache")
+    assert photos <= on_disk <= 1.1 * photos  # the cache's directory listings are the rest
+    status = json.loads(run(["dvc", "status", "--json", "download", "split"], dvc_repo).stdout)
+    assert status == {}
