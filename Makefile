@@ -4,7 +4,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 EXTRAS ?= dev
 
-.PHONY: setup pipeline test bench clean-venv
+FUZZ_EXAMPLES ?= 5000
+
+.PHONY: setup pipeline test bench fuzz clean-venv
 
 $(BIN)/.installed-$(EXTRAS): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +27,11 @@ test: setup
 # Every benchmark side by side: reports/benchmarks.json and .md (BENCH_ARGS="--quick" for a smoke run).
 bench: setup
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m benchmarks $(BENCH_ARGS)
+
+# The image fuzz test at length (CI runs 300 repeatable cases; this draws fresh ones each time).
+fuzz: setup
+	CATSDOGS_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest \
+		tests/test_fuzz_images.py -p no:cacheprovider --hypothesis-show-statistics $(PYTEST_ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

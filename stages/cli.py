@@ -1,8 +1,10 @@
 """The ``catsdogs`` command: ``catsdogs predict IMAGE_OR_FOLDER... [--model ...] [--format table|csv]``.
 
 Prints, per image, the predicted label and P(dog) (clipped to
-[evaluate.clip, 1 - evaluate.clip]). Unreadable files are reported on stderr
-and skipped; the others are still predicted. Exit codes: 0 all predicted,
+[evaluate.clip, 1 - evaluate.clip]). Images are untrusted: each passes the
+split's checks first (accepted formats, ``split.max_pixels`` before any decode,
+a full decode). Unusable files are reported on stderr with the reason and
+skipped; the others are still predicted. Exit codes: 0 all predicted,
 2 some file failed, 1 a usage or model error (one line on stderr).
 """
 
@@ -112,7 +114,10 @@ def predict_command(arguments) -> int:
         image_size=common.image_size, weights=features.weights, preprocessing=features.preprocessing,
         seed=common.seed,
     )
-    results = predict_files(model, files, model_image_size(model, common.image_size), batch_size, params.evaluate.clip)
+    results = predict_files(
+        model, files, model_image_size(model, common.image_size), batch_size, params.evaluate.clip,
+        params.split.max_pixels,
+    )
     failed = [result for result in results if result.error is not None]
     sys.stdout.write(format_results(results, params.evaluate.threshold, arguments.format))
     sys.stdout.flush()

@@ -1,7 +1,9 @@
 """Stage split: a seeded, stratified train/validation split of the raw Kaggle images.
 
 Reads the raw ``cat.N.jpg`` / ``dog.N.jpg`` files (other names are skipped and
-counted), decode-checks every image (:mod:`stages.lib.images`), and writes the
+counted), decode-checks every image with Pillow and with TensorFlow's decoder,
+under ``split.max_pixels`` (:mod:`stages.lib.images`; a broken or hostile file is
+dropped and counted, never a crash), and writes the
 train and validation sets as ``cats/`` and ``dogs/`` folders (Keras' directory
 layout) under the Kaggle file names, plus a metrics report (counts only) and
 the file lists (chosen, dropped, normalized and skipped files).
@@ -14,6 +16,7 @@ seeded with ``[common.seed, label]``. The tutorial shuffled without a seed.
 from __future__ import annotations
 
 import logging
+import tempfile
 from collections import Counter
 from pathlib import Path
 
@@ -128,22 +131,27 @@ def split_dataset(
     if skipped:
         logger.warning("skipped %d files not named cat.N.jpg / dog.N.jpg in %s", len(skipped), raw_train)
     logger.info("decode-checking %d images in %s", len(candidates), raw_train)
-    checks = check_images(candidates, min_side, max_pixels)
-    dropped = [check for check in checks if not check.ok]
-    for check in dropped[:MAX_LOGGED_DROPS]:
-        logger.warning("dropped %s: %s (%s)", check.path.name, check.drop, check.detail)
-    if len(dropped) > MAX_LOGGED_DROPS:
-        logger.warning("... and %d more dropped (see the split files report)", len(dropped) - MAX_LOGGED_DROPS)
-    valid: list[list[Path]] = [[], []]
-    for check in checks:
-        if check.ok:
-            valid[parse_train_name(check.path.name)[0]].append(check.path)
-    train, validation = choose_split(valid, n, ratio, seed)
+    # Re-encoded images wait in a staging folder near the outputs (same disk) until the split is written.
+    near = Path(train_dir).absolute().parent
+    while not near.is_dir():
+        near = near.parent
+    with tempfile.TemporaryDirectory(prefix=".split-normalized-", dir=near) as staging:
+        checks = check_images(candidates, min_side, max_pixels, staging)
+        dropped = [check for check in checks if not check.ok]
+        for check in dropped[:MAX_LOGGED_DROPS]:
+            logger.warning("dropped %s: %s (%s)", check.path.name, check.drop, check.detail)
+        if len(dropped) > MAX_LOGGED_DROPS:
+            logger.warning("... and %d more dropped (see the split files report)", len(dropped) - MAX_LOGGED_DROPS)
+        valid: list[list[Path]] = [[], []]
+        for check in checks:
+            if check.ok:
+                valid[parse_train_name(check.path.name)[0]].append(check.path)
+        train, validation = choose_split(valid, n, ratio, seed)
 
-    by_path = {check.path: check for check in checks}
-    logger.info("writing %s and %s", train_dir, validation_dir)
-    _write_tree(train_dir, train, by_path)
-    _write_tree(validation_dir, validation, by_path)
+        by_path = {check.path: check for check in checks}
+        logger.info("writing %s and %s", train_dir, validation_dir)
+        _write_tree(train_dir, train, by_path)
+        _write_tree(validation_dir, validation, by_path)
 
     chosen = {path for files in train + validation for path in files}
     normalized = [by_path[path] for path in sorted(chosen) if by_path[path].normalize]

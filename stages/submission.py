@@ -7,8 +7,12 @@ P(dog), ids sorted numerically, as the competition expects.
 
 Without a test set (the folder is absent or empty, e.g. the Microsoft mirror or
 a synthetic source without test images) the stage says so and writes the header
-alone. A test image that cannot be read gets the uninformative 0.5 (Kaggle
-needs a row for every id) and a warning.
+alone. Test images are untrusted: each passes the split's checks first (accepted
+formats, ``split.max_pixels`` before any decode, a full decode with Pillow and
+TensorFlow). One that fails is skipped: it gets the uninformative P(dog) = 0.5
+(Kaggle scores only complete submissions, and 0.5 costs the least log loss a
+guess can), a warning names it and why, and a final warning gives how many and
+which ids were skipped.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ logger = logging.getLogger("submission")
 
 HEADER = "id,label"
 UNREADABLE_PROBABILITY = 0.5
+MAX_LISTED_IDS = 50  # skipped ids listed in the closing warning (each is also warned about on its own)
 
 
 def list_test_images(directory: str | Path) -> list[tuple[int, Path]]:
@@ -56,60 +61,66 @@ def format_submission(rows: list[tuple[int, float]]) -> str:
 
 def predict_test_set(
     images: list[tuple[int, Path]], model_name: str, model_files: dict[str, Path], *, image_size: int,
-    batch_size: int, clip: float, tta: bool, weights: str, preprocessing: str, seed: int,
-) -> list[tuple[int, float]]:
-    """(id, P(dog)) for each test image with the named model (or the ensemble); unreadable images get 0.5."""
+    batch_size: int, clip: float, tta: bool, max_pixels: int, weights: str, preprocessing: str, seed: int,
+) -> tuple[list[tuple[int, float]], list[int]]:
+    """(id, P(dog)) for each test image with the named model (or the ensemble), and the ids skipped (given 0.5)."""
     model = load_prediction_model(
         model_name, model_files, tta=tta, image_size=image_size, weights=weights, preprocessing=preprocessing,
         seed=seed,
     )
     results = predict_files(
-        model, [path for _, path in images], model_image_size(model, image_size), batch_size, clip
+        model, [path for _, path in images], model_image_size(model, image_size), batch_size, clip, max_pixels
     )
-    rows = []
-    failed = 0
+    rows, skipped = [], []
     for (identifier, _), result in zip(images, results):
         if result.error is not None:
-            failed += 1
-            logger.warning("%s: %s; submitting P(dog)=%.1f", result.path, result.error, UNREADABLE_PROBABILITY)
+            skipped.append(identifier)
+            logger.warning("skipped %s: %s; submitting P(dog)=%.1f", result.path, result.error, UNREADABLE_PROBABILITY)
             rows.append((identifier, UNREADABLE_PROBABILITY))
         else:
             rows.append((identifier, result.probability))
-    if failed:
-        logger.warning("%d of %d test images could not be read", failed, len(images))
-    return rows
+    if skipped:
+        logger.warning(
+            "%d of %d test images skipped (P(dog)=%.1f submitted for them): ids %s%s",
+            len(skipped), len(images), UNREADABLE_PROBABILITY, ", ".join(map(str, skipped[:MAX_LISTED_IDS])),
+            f" and {len(skipped) - MAX_LISTED_IDS} more" if len(skipped) > MAX_LISTED_IDS else "",
+        )
+    return rows, skipped
 
 
 def make_submission(
     test_dir: str | Path, evaluate_dir: str | Path, model_files: dict[str, Path], submission: str | Path, *,
-    image_size: int, batch_size: int, clip: float, tta: bool, weights: str, preprocessing: str, seed: int,
-) -> int:
-    """Write the ``submission`` CSV for the images in ``test_dir``; returns the number of rows."""
+    image_size: int, batch_size: int, clip: float, tta: bool, max_pixels: int, weights: str, preprocessing: str,
+    seed: int,
+) -> tuple[int, list[int]]:
+    """Write the ``submission`` CSV for the images in ``test_dir``; return the number of rows and the skipped ids."""
     images = list_test_images(test_dir)
     if not images:
         logger.info("no test images in %s (the source has no test set): writing the header only", test_dir)
         write_text(submission, HEADER + "\n")
-        return 0
+        return 0, []
     model_name = choose_model(Path(evaluate_dir) / METRICS_FILE)
     logger.info("predicting %d test images with %s (best validation log loss)", len(images), model_name)
-    rows = predict_test_set(
+    rows, skipped = predict_test_set(
         images, model_name, model_files, image_size=image_size, batch_size=batch_size, clip=clip, tta=tta,
-        weights=weights, preprocessing=preprocessing, seed=seed,
+        max_pixels=max_pixels, weights=weights, preprocessing=preprocessing, seed=seed,
     )
     write_text(submission, format_submission(rows))
-    return len(rows)
+    return len(rows), skipped
 
 
 def main() -> None:
     """Load params and write the submission CSV."""
     params = load_params()
     paths, common, features = params.paths, params.common, params.extract_features
-    count = make_submission(
+    count, skipped = make_submission(
         paths.raw_test, paths.evaluate_reports, paths.model_files(), paths.submission,
         image_size=common.image_size, batch_size=common.batch_size, clip=params.evaluate.clip, tta=params.evaluate.tta,
-        weights=features.weights, preprocessing=features.preprocessing, seed=common.seed,
+        max_pixels=params.split.max_pixels, weights=features.weights, preprocessing=features.preprocessing,
+        seed=common.seed,
     )
-    logger.info("wrote %s (%d rows)", paths.submission, count)
+    logger.info("wrote %s (%d rows, %d of them skipped images given P(dog)=%.1f)", paths.submission, count,
+                len(skipped), UNREADABLE_PROBABILITY)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from stages.cli import EXIT_ERROR, EXIT_FILE_FAILED, EXIT_OK, main
 from stages.lib.synthetic import write_kaggle_test
@@ -66,6 +67,43 @@ def test_named_model_and_path_agree(workspace, monkeypatch, capsys):
     assert capsys.readouterr().out == by_name
     main(["predict", "images/1.jpg", "--format", "csv"])  # best: finetune has the lowest log loss
     assert capsys.readouterr().out == by_name
+
+
+def test_untrusted_images_get_the_splits_checks_and_pixel_limit(workspace, monkeypatch, capsys, tmp_path):
+    import io
+
+    from PIL import Image
+
+    from tests.test_images import noise, png_with_chunk, write_exif_rotated
+
+    folder = tmp_path / "hostile"
+    folder.mkdir()
+    Image.new("L", (2000, 1000)).save(folder / "bomb.png", format="PNG")  # a few KB; 2 Mpx
+    (folder / "exif.jpg").write_bytes(png_with_chunk(b"eXIf", b"garbage, not a TIFF header"))
+    (folder / "eps.jpg").write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 64 64\nshowpage\n")
+    write_exif_rotated(folder / "rotated.jpg", 60, 40)
+    params = yaml.safe_load((workspace / "params.yaml").read_text())
+    params["split"]["max_pixels"] = 1_000_000
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.chdir(workspace)
+    code = main(["predict", str(folder), "--model", "scratch", "--params", str(tmp_path / "params.yaml"), "--format", "csv"])
+    out, err = capsys.readouterr()
+    assert code == EXIT_FILE_FAILED
+    assert [row["file"] for row in csv.DictReader(io.StringIO(out))] == [str(folder / "rotated.jpg")]
+    assert f"cannot read {folder / 'bomb.png'}: too large: Image size (2000000 pixels) exceeds limit" in err
+    assert f"cannot read {folder / 'exif.jpg'}: corrupt: SyntaxError: not a TIFF file" in err
+    assert f"cannot read {folder / 'eps.jpg'}: not an image: cannot identify image file" in err
+    assert "3 of 4 files failed" in err
+
+
+def test_an_image_is_read_upright_as_the_split_wrote_it(workspace, monkeypatch, tmp_path):
+    from stages.lib.predict import read_untrusted_image
+    from tests.test_images import write_exif_rotated
+
+    write_exif_rotated(tmp_path / "rotated.jpg", 60, 40)  # blue left third, displayed at the top
+    pixels = read_untrusted_image(tmp_path / "rotated.jpg", 32, 1_000_000)
+    assert pixels.shape == (32, 32, 3)
+    assert pixels[1, 16, 2] > 200 and pixels[1, 16, 0] < 60  # top row blue: EXIF applied, as in training
 
 
 def test_missing_file_is_reported(workspace, monkeypatch, capsys):

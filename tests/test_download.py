@@ -24,10 +24,10 @@ def write_zip(path: Path, members: dict[str, bytes]) -> Path:
     return path
 
 
-def zip_bytes(members: dict[str, bytes]) -> bytes:
+def zip_bytes(members: dict[str, bytes], compression: int = zipfile.ZIP_STORED) -> bytes:
     """A zip of ``members`` in memory."""
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
+    with zipfile.ZipFile(buffer, "w", compression) as archive:
         for name, data in members.items():
             archive.writestr(name, data)
     return buffer.getvalue()
@@ -110,6 +110,36 @@ def test_nested_archives_obey_the_limits(tmp_path):
     archive = write_zip(tmp_path / "all.zip", {"train.zip": inner})
     with pytest.raises(ValueError, match="max_members=10"):
         build(tmp_path, source="archive", archive=str(archive), limits=ExtractionLimits(max_members=10))
+    assert names(tmp_path / "data") == []
+
+
+def test_nested_archives_share_one_budget(tmp_path):
+    # Each nested zip alone is within max_total_bytes; together (with the extracted zips) they are not.
+    # Before one budget covered them all, every nested archive got the whole limit again.
+    image = bytes(300_000)
+    train = zip_bytes({f"train/cat.{i}.jpg": image for i in range(4)} | {f"train/dog.{i}.jpg": image for i in range(4)},
+                      zipfile.ZIP_DEFLATED)
+    test = zip_bytes({f"test/{i}.jpg": image for i in range(8)}, zipfile.ZIP_DEFLATED)
+    archive = write_zip(tmp_path / "all.zip", {"train.zip": train, "test.zip": test})
+    assert archive.stat().st_size < 50_000  # 4.8 MB of images
+    limits = ExtractionLimits(max_total_bytes=3_000_000, max_ratio=1e5)
+    with pytest.raises(ValueError, match=r"extracting test.zip would write \d+ bytes in all \(nested archives included\), "
+                                         r"over download.limits.max_total_bytes=3000000"):
+        build(tmp_path, source="archive", archive=str(archive), limits=limits)
+    assert names(tmp_path / "data") == []
+    enough = ExtractionLimits(max_total_bytes=6_000_000, max_ratio=1e5)
+    counts, _ = build(tmp_path, source="archive", archive=str(archive), limits=enough)
+    assert (counts.train_cats, counts.test) == (4, 8)
+
+
+def test_two_members_with_the_same_name_are_refused(tmp_path):
+    archive = tmp_path / "twice.zip"
+    with zipfile.ZipFile(archive, "w") as zip_file, pytest.warns(UserWarning, match="Duplicate name"):
+        zip_file.writestr("train/cat.1.jpg", b"the first")
+        zip_file.writestr("train/dog.1.jpg", b"a dog")
+        zip_file.writestr("train/cat.1.jpg", b"the second, which used to win silently")
+    with pytest.raises(ValueError, match=r"two members named train/cat\.1\.jpg"):
+        build(tmp_path, source="archive", archive=str(archive))
     assert names(tmp_path / "data") == []
 
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import stat
 import zipfile
+import zlib
 from pathlib import Path
 
 import pytest
 
 from stages.lib.extract import (
+    Budget,
     check_members,
     extract_members,
     safe_extract,
@@ -59,7 +61,7 @@ def test_a_plan_cannot_rename_a_member_outside_the_destination(sandbox):
     root, target = sandbox
     archive = write_zip(root / "ok.zip", {"cat.1.jpg": b"x"})
     with pytest.raises(ValueError, match="escape"):
-        extract_members(archive, target, {"cat.1.jpg": "../escaped.jpg"}, LIMITS)
+        extract_members(archive, target, {"cat.1.jpg": "../escaped.jpg"}, Budget(LIMITS))
     assert not (target.parent / "escaped.jpg").exists()
 
 
@@ -124,19 +126,83 @@ def test_overall_ratio_is_checked_with_a_small_limit(sandbox):
         safe_extract(archive, target, ExtractionLimits(max_ratio=5.0))
 
 
-def test_a_member_larger_than_its_header_declares_is_refused(sandbox):
-    root, target = sandbox
-    archive = write_zip(root / "liar.zip", {"a.bin": b"y" * 5000}, compression=zipfile.ZIP_STORED)
+def lying_zip(path: Path, patch_crc: bool) -> Path:
+    """A stored member of 5,000 bytes whose headers declare 100 (and, if asked, the CRC of those 100)."""
+    archive = write_zip(path, {"a.bin": bytes(range(250)) * 20}, compression=zipfile.ZIP_STORED)
     data = bytearray(archive.read_bytes())
     with zipfile.ZipFile(archive) as zip_file:
         info = zip_file.getinfo("a.bin")
-    # Patch the declared uncompressed size (local header offset 22, central directory offset 24).
-    for offset in (info.header_offset + 22, data.rfind(b"PK\x01\x02") + 24):
+    central = data.rfind(b"PK\x01\x02")
+    # Declared uncompressed size: local header offset 22, central directory offset 24; CRC: 14 and 16.
+    for offset in (info.header_offset + 22, central + 24):
         data[offset:offset + 4] = (100).to_bytes(4, "little")
+    if patch_crc:
+        crc = zlib.crc32(bytes(range(100)))
+        for offset in (info.header_offset + 14, central + 16):
+            data[offset:offset + 4] = crc.to_bytes(4, "little")
     archive.write_bytes(bytes(data))
-    with pytest.raises(ValueError):
+    return archive
+
+
+def test_a_member_larger_than_its_header_declares_is_cut_at_the_declared_size(sandbox):
+    # zipfile never returns more than the declared size: the budget, counted from declared sizes, holds.
+    root, target = sandbox
+    written = safe_extract(lying_zip(root / "liar.zip", patch_crc=True), target, LIMITS)
+    assert [path.read_bytes() for path in written] == [bytes(range(100))]
+    # With the CRC of the whole 5,000 bytes, the 100 bytes fail the check: refused as damaged.
+    with pytest.raises(ValueError, match=r"liar\.zip: member 'a\.bin' is damaged \(Bad CRC-32"):
+        safe_extract(lying_zip(root / "liar.zip", patch_crc=False), root / "other", LIMITS)
+    assert not (root / "other").exists()
+
+
+def test_two_members_with_the_same_name_are_refused(sandbox):
+    root, target = sandbox
+    archive = root / "twice.zip"
+    with zipfile.ZipFile(archive, "w") as zip_file, pytest.warns(UserWarning, match="Duplicate name"):
+        zip_file.writestr("train/cat.1.jpg", b"first")
+        zip_file.writestr("train/cat.1.jpg", b"second")
+        zip_file.writestr("./train//dog.1.jpg", b"first")
+        zip_file.writestr("train/dog.1.jpg", b"second")
+    with pytest.raises(ValueError, match=r"two members named train/cat\.1\.jpg"):
         safe_extract(archive, target, LIMITS)
+    with pytest.raises(ValueError, match="two members named"):
+        verify_zip(archive, LIMITS)
     assert not target.exists()
+    with zipfile.ZipFile(root / "aliases.zip", "w") as zip_file:  # two spellings of one path
+        zip_file.writestr("./train//dog.1.jpg", b"first")
+        zip_file.writestr("train/dog.1.jpg", b"second")
+    with pytest.raises(ValueError, match=r"two members named train/dog\.1\.jpg \('\./train//dog\.1\.jpg' and"):
+        safe_extract(root / "aliases.zip", target, LIMITS)
+
+
+def test_verify_zip_checks_the_limits_before_decompressing_anything(tmp_path, monkeypatch):
+    bomb = write_zip(tmp_path / "bomb.zip", {f"train/cat.{i}.jpg": bytes(2 << 20) for i in range(4)})
+    assert bomb.stat().st_size < 100_000  # 8 MiB of zeros
+    opened = []
+    original_open = zipfile.ZipFile.open
+    monkeypatch.setattr(zipfile.ZipFile, "open", lambda self, *a, **k: opened.append(a) or original_open(self, *a, **k))
+    with pytest.raises(ValueError, match="max_total_bytes=3000000"):
+        verify_zip(bomb, ExtractionLimits(max_total_bytes=3_000_000, max_ratio=1e5))
+    with pytest.raises(ValueError, match="max_ratio=200"):
+        verify_zip(bomb, LIMITS)
+    assert opened == []  # refused from the central directory alone
+    verify_zip(bomb, ExtractionLimits(max_ratio=1e5))
+    assert len(opened) == 4  # a sound archive within the limits: every member's CRC is tested
+
+
+def test_one_budget_covers_several_extractions(sandbox):
+    root, target = sandbox
+    first = write_zip(root / "a.zip", {"a.bin": b"x" * 600})
+    second = write_zip(root / "b.zip", {"b.bin": b"y" * 600})
+    budget = Budget(ExtractionLimits(max_total_bytes=1000))
+    extract_members(first, target / "a", {"a.bin": "a.bin"}, budget)
+    with pytest.raises(ValueError, match=r"1200 bytes in all \(nested .*, over download.limits.max_total_bytes=1000"):
+        extract_members(second, target / "b", {"b.bin": "b.bin"}, budget)
+    assert not (target / "b").exists()
+    budget = Budget(ExtractionLimits(max_members=1))
+    extract_members(first, target / "c", {"a.bin": "a.bin"}, budget)
+    with pytest.raises(ValueError, match=r"2 files in all .*max_members=1"):
+        extract_members(second, target / "d", {"b.bin": "b.bin"}, budget)
 
 
 def test_safe_archives_extract_and_keep_their_layout(sandbox):
@@ -153,32 +219,32 @@ def test_safe_archives_extract_and_keep_their_layout(sandbox):
 def test_plans_rename_and_refuse_existing_outputs(sandbox):
     root, target = sandbox
     archive = write_zip(root / "ms.zip", {"PetImages/Cat/7.jpg": b"cat"})
-    extract_members(archive, target, {"PetImages/Cat/7.jpg": "train/cat.7.jpg"}, LIMITS)
+    extract_members(archive, target, {"PetImages/Cat/7.jpg": "train/cat.7.jpg"}, Budget(LIMITS))
     assert (target / "train" / "cat.7.jpg").read_bytes() == b"cat"
     with pytest.raises(ValueError, match="already exists"):
-        extract_members(archive, target, {"PetImages/Cat/7.jpg": "train/cat.7.jpg"}, LIMITS)
+        extract_members(archive, target, {"PetImages/Cat/7.jpg": "train/cat.7.jpg"}, Budget(LIMITS))
     with pytest.raises(ValueError, match="no member"):
-        extract_members(archive, target, {"PetImages/Dog/7.jpg": "train/dog.7.jpg"}, LIMITS)
+        extract_members(archive, target, {"PetImages/Dog/7.jpg": "train/dog.7.jpg"}, Budget(LIMITS))
 
 
 def test_verify_zip_rejects_truncated_and_non_zip_files(tmp_path):
     good = write_zip(tmp_path / "good.zip", {"a.txt": b"hello" * 1000})
-    verify_zip(good)
+    verify_zip(good, LIMITS)
     truncated = tmp_path / "truncated.zip"
     truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
     with pytest.raises(ValueError, match="not a readable zip"):
-        verify_zip(truncated)
+        verify_zip(truncated, LIMITS)
     damaged = bytearray(good.read_bytes())
     damaged[40] ^= 0xFF  # inside the compressed data: the CRC check catches it
     (tmp_path / "damaged.zip").write_bytes(bytes(damaged))
     with pytest.raises(ValueError, match="damaged"):
-        verify_zip(tmp_path / "damaged.zip")
+        verify_zip(tmp_path / "damaged.zip", LIMITS)
     with pytest.raises(ValueError, match="damaged"):
         safe_extract(tmp_path / "damaged.zip", tmp_path / "out", LIMITS)
     assert not (tmp_path / "out").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
     with pytest.raises(ValueError, match="not found"):
-        verify_zip(tmp_path / "missing.zip")
+        verify_zip(tmp_path / "missing.zip", LIMITS)
 
 
 def test_safe_member_path_normalises_harmless_names():

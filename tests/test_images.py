@@ -1,8 +1,10 @@
-"""Decode-checking and normalizing images (stages/lib/images.py) on files the tests write."""
+"""Decode-checking and normalizing untrusted images (stages/lib/images.py) on files the tests write."""
 
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +17,8 @@ from stages.lib.images import (
     ImageCheck,
     check_image,
     check_images,
-    normalize_image,
     pixel_limit,
+    prepare_image,
     write_image,
 )
 
@@ -56,6 +58,20 @@ def write_exif_rotated(path: Path, width: int = 60, height: int = 40) -> Path:
     return path
 
 
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    """One PNG chunk: length, type, data and a correct CRC."""
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def png_with_chunk(kind: bytes, data: bytes, size: int = 40) -> bytes:
+    """A small RGB PNG with one extra chunk right after IHDR."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (size, size), (10, 120, 200)).save(buffer, format="PNG")
+    png = buffer.getvalue()
+    after_ihdr = 8 + 25  # signature, then IHDR: 4 length + 4 type + 13 data + 4 CRC
+    return png[:after_ihdr] + png_chunk(kind, data) + png[after_ihdr:]
+
+
 def write_bad_files(directory: Path, names: dict[str, str]) -> None:
     """Write one unusable file per reason: ``names`` maps a drop reason to the file name to use."""
     writers = {
@@ -81,71 +97,94 @@ def write_odd_files(directory: Path, names: dict[str, str]) -> None:
         writers[reason](directory / name)
 
 
-@pytest.mark.parametrize("reason", ["empty", "not_an_image", "corrupt", "too_small", "too_large"])
+def check(path: Path, min_side: int = MIN_SIDE, max_pixels: int = MAX_PIXELS) -> ImageCheck:
+    """check_image with a staging folder beside the file (the split keeps one beside its outputs)."""
+    staging = path.parent / "staging"
+    staging.mkdir(exist_ok=True)
+    return check_image(path, min_side, max_pixels, staging)
+
+
+@pytest.mark.parametrize("reason", DROP_REASONS)  # every documented reason has a file that produces it
 def test_unusable_files_are_dropped_with_their_reason(tmp_path: Path, reason: str) -> None:
     write_bad_files(tmp_path, {reason: "x.jpg"})
-    with pixel_limit(MAX_PIXELS):
-        check = check_image(tmp_path / "x.jpg", MIN_SIDE, MAX_PIXELS)
-    assert check.drop == reason
-    assert not check.ok
-    assert check.detail
-
-
-def test_drop_reasons_are_the_documented_ones() -> None:
-    assert set(DROP_REASONS) == {"empty", "not_an_image", "corrupt", "too_small", "too_large"}
+    result = check(tmp_path / "x.jpg")
+    assert result.drop == reason
+    assert not result.ok
+    assert result.detail
 
 
 @pytest.mark.parametrize("size", [(60, 100), (200, 200)])  # Pillow warns above the limit, errors above twice it
-def test_pillow_bomb_guard_is_caught_and_restored(tmp_path: Path, size: tuple[int, int]) -> None:
+def test_pixel_limit_turns_pillow_bomb_guard_into_an_error_and_restores_it(tmp_path: Path, size) -> None:
     path = write_rgb_jpeg(tmp_path / "bomb.jpg", *size)
     before = Image.MAX_IMAGE_PIXELS
-    # Our own check is bypassed (max_pixels huge) so Pillow's guard, set by pixel_limit, must fire.
-    with pixel_limit(MAX_PIXELS):
-        check = check_image(path, MIN_SIDE, max_pixels=10**9)
-    assert check.drop == "too_large"
-    assert "decompression bomb" in check.detail
+    expected = Image.DecompressionBombError if size == (200, 200) else Image.DecompressionBombWarning
+    with pixel_limit(MAX_PIXELS), pytest.raises(expected):
+        Image.open(path).load()
     assert Image.MAX_IMAGE_PIXELS == before
+
+
+def test_every_decode_runs_under_the_configured_limit_even_above_pillows_own(tmp_path: Path, monkeypatch) -> None:
+    # Scaled down: Pillow's own limit (89 Mpx by default) stands at 1,000 px here and split.max_pixels is
+    # raised above twice it. A PNG behind a .jpg name is re-encoded: that decode too must use max_pixels.
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    noise(60, 60).save(tmp_path / "cat.1.jpg", format="PNG")  # 3,600 px: over twice Pillow's limit
+    result = check(tmp_path / "cat.1.jpg", max_pixels=5000)
+    assert (result.ok, result.normalize) == (True, "not_jpeg")
+    write_image(result, tmp_path / "out.jpg")
+    assert Image.MAX_IMAGE_PIXELS == 1000  # restored
+    with pixel_limit(5000):
+        assert Image.open(tmp_path / "out.jpg").size == (60, 60)
 
 
 def test_pixel_limit_above_pillow_default_lets_large_images_through(tmp_path: Path) -> None:
     path = write_rgb_jpeg(tmp_path / "big.jpg", 200, 200)
-    with pixel_limit(40_000):
-        assert check_image(path, MIN_SIDE, 40_000).ok
-        assert check_image(path, MIN_SIDE, 39_999).drop == "too_large"
+    assert check(path, MIN_SIDE, 40_000).ok
+    assert check(path, MIN_SIDE, 39_999).drop == "too_large"
+
+
+def test_a_file_too_large_for_the_pixel_limit_is_not_read(tmp_path: Path, monkeypatch) -> None:
+    path = write_rgb_jpeg(tmp_path / "cat.1.jpg")
+    with path.open("ab") as handle:
+        handle.write(bytes(2 << 20))  # junk after the image: the file outgrows what 5,000 pixels need
+    monkeypatch.setattr(Path, "read_bytes", lambda self: pytest.fail(f"{self} was read"))
+    result = check(path)
+    assert result.drop == "too_large" and "bytes" in result.detail
 
 
 def test_plain_rgb_jpeg_is_kept_and_copied_byte_for_byte(tmp_path: Path) -> None:
     source = write_rgb_jpeg(tmp_path / "cat.1.jpg")
-    check = check_image(source, MIN_SIDE, MAX_PIXELS)
-    assert check == ImageCheck(source, width=48, height=40)
-    write_image(check, tmp_path / "out.jpg")
+    result = check(source)
+    assert result == ImageCheck(source, width=48, height=40)
+    write_image(result, tmp_path / "out.jpg")
     assert (tmp_path / "out.jpg").read_bytes() == source.read_bytes()
 
 
 def test_min_side_boundary_is_inclusive(tmp_path: Path) -> None:
     path = write_rgb_jpeg(tmp_path / "edge.jpg", 32, 32)
-    assert check_image(path, 32, MAX_PIXELS).ok
-    assert check_image(path, 33, MAX_PIXELS).drop == "too_small"
+    assert check(path, 32).ok
+    assert check(path, 33).drop == "too_small"
 
 
 @pytest.mark.parametrize("reason", NORMALIZE_REASONS)
 def test_odd_images_are_kept_and_written_as_rgb_jpeg(tmp_path: Path, reason: str) -> None:
     write_odd_files(tmp_path, {reason: "odd.jpg"})
-    check = check_image(tmp_path / "odd.jpg", MIN_SIDE, MAX_PIXELS)
-    assert check.ok
-    assert check.normalize == reason
-    write_image(check, tmp_path / "out.jpg")
+    result = check(tmp_path / "odd.jpg")
+    assert result.ok
+    assert result.normalize == reason
+    write_image(result, tmp_path / "out.jpg")
     with Image.open(tmp_path / "out.jpg") as output:
         assert output.format == "JPEG"
         assert output.mode == "RGB"
         assert output.getexif().get(0x0112, 1) == 1
     # The written file is itself a plain image: checking it again asks for no normalization.
-    assert check_image(tmp_path / "out.jpg", MIN_SIDE, MAX_PIXELS).normalize is None
+    assert check(tmp_path / "out.jpg").normalize is None
 
 
 def test_exif_rotation_is_applied(tmp_path: Path) -> None:
     source = write_exif_rotated(tmp_path / "rotated.jpg", 60, 40)
-    normalize_image(source, tmp_path / "out.jpg")
+    result = check(source)
+    assert (result.width, result.height) == (40, 60)  # the upright size every reader sees
+    write_image(result, tmp_path / "out.jpg")
     with Image.open(source) as original, Image.open(tmp_path / "out.jpg") as output:
         assert output.size == (40, 60)  # width and height swapped
         expected = np.asarray(ImageOps.exif_transpose(original).convert("RGB"), dtype=np.int16)
@@ -158,9 +197,86 @@ def test_exif_rotation_is_applied(tmp_path: Path) -> None:
 
 def test_transparent_png_is_flattened_on_white(tmp_path: Path) -> None:
     Image.new("RGBA", (40, 40), (0, 0, 0, 0)).save(tmp_path / "clear.jpg", format="PNG")
-    normalize_image(tmp_path / "clear.jpg", tmp_path / "out.jpg")
+    write_image(check(tmp_path / "clear.jpg"), tmp_path / "out.jpg")
     with Image.open(tmp_path / "out.jpg") as output:
         assert np.asarray(output).min() > 245
+
+
+def test_sixteen_bit_images_are_scaled_to_eight_bits_not_clipped(tmp_path: Path) -> None:
+    ramp = np.tile(np.linspace(0, 65535, 64).astype(np.uint16), (40, 1))  # dark to bright, 16-bit grayscale
+    Image.fromarray(ramp).save(tmp_path / "cat.1.jpg", format="PNG")
+    assert Image.open(tmp_path / "cat.1.jpg").mode == "I;16"
+    result = check(tmp_path / "cat.1.jpg")
+    assert (result.ok, result.normalize) == (True, "not_jpeg")
+    write_image(result, tmp_path / "out.jpg")
+    written = np.asarray(Image.open(tmp_path / "out.jpg").convert("L"), dtype=np.float64)
+    expected = ramp / 257.0
+    assert np.abs(written - expected).mean() < 3
+    assert (written >= 250).mean() < 0.05  # clipping made 99.6 % of a ramp white
+
+
+def test_a_malformed_exif_chunk_is_dropped_as_corrupt_not_a_crash(tmp_path: Path) -> None:
+    # The issue's 190-byte file: a PNG behind a .jpg name whose eXIf chunk is not TIFF data.
+    path = tmp_path / "cat.1.jpg"
+    path.write_bytes(png_with_chunk(b"eXIf", b"garbage, not a TIFF header"))
+    result = check(path)
+    assert result.drop == "corrupt"
+    assert "TIFF" in result.detail
+    assert not any((tmp_path / "staging").iterdir())
+
+
+def test_only_the_accepted_formats_are_opened(tmp_path: Path, monkeypatch) -> None:
+    from PIL import EpsImagePlugin
+
+    ghostscript_runs = []
+    monkeypatch.setattr(EpsImagePlugin, "Ghostscript", lambda *args, **kwargs: ghostscript_runs.append(args))
+    eps = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 64 64\nshowpage\n%%EOF\n"
+    (tmp_path / "cat.1.jpg").write_bytes(eps)
+    noise(40, 40).save(tmp_path / "cat.2.jpg", format="TIFF")
+    for name in ("cat.1.jpg", "cat.2.jpg"):
+        result = check(tmp_path / name)
+        assert result.drop == "not_an_image", (name, result)
+    assert ghostscript_runs == []
+
+
+def pillow_accepts_tensorflow_rejects(jpeg: bytes) -> bytes | None:
+    """A copy of ``jpeg`` with one scan byte set to 0xFF that Pillow decodes and TensorFlow refuses, if any."""
+    import tensorflow as tf
+
+    scan = jpeg.index(b"\xff\xda") + 20  # inside the entropy-coded data
+    for position in range(scan, min(scan + 400, len(jpeg) - 2)):
+        candidate = bytearray(jpeg)
+        candidate[position] = 0xFF
+        candidate = bytes(candidate)
+        try:
+            Image.open(io.BytesIO(candidate), formats=["JPEG"]).load()
+        except Exception:  # noqa: BLE001
+            continue
+        try:
+            tf.io.decode_image(candidate, channels=3, expand_animations=False)
+        except tf.errors.InvalidArgumentError:
+            return candidate
+    return None
+
+
+def test_a_jpeg_pillow_accepts_but_tensorflow_rejects_is_dropped(tmp_path: Path) -> None:
+    buffer = io.BytesIO()
+    noise(48, 48).save(buffer, format="JPEG", quality=90)
+    damaged = pillow_accepts_tensorflow_rejects(buffer.getvalue())
+    assert damaged is not None, "no single-byte corruption of the test JPEG fools Pillow but not TensorFlow"
+    (tmp_path / "cat.1.jpg").write_bytes(damaged)
+    result = check(tmp_path / "cat.1.jpg")
+    assert result.drop == "corrupt"
+    assert "TensorFlow cannot decode it" in result.detail
+
+
+def test_prepare_image_returns_the_normalized_bytes_and_copies_nothing(tmp_path: Path) -> None:
+    write_odd_files(tmp_path, {"cmyk": "cmyk.jpg"})
+    write_rgb_jpeg(tmp_path / "plain.jpg")
+    result, encoded = prepare_image(tmp_path / "cmyk.jpg", MIN_SIDE, MAX_PIXELS)
+    assert result.normalize == "cmyk" and Image.open(io.BytesIO(encoded)).mode == "RGB"
+    assert prepare_image(tmp_path / "plain.jpg", MIN_SIDE, MAX_PIXELS)[1] is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cmyk.jpg", "plain.jpg"]
 
 
 def test_writing_a_dropped_image_is_refused(tmp_path: Path) -> None:
@@ -171,17 +287,17 @@ def test_writing_a_dropped_image_is_refused(tmp_path: Path) -> None:
 def test_check_images_keeps_the_input_order(tmp_path: Path) -> None:
     paths = [write_rgb_jpeg(tmp_path / f"{index}.jpg", 40 + index, 40, seed=index) for index in range(5)]
     write_bad_files(tmp_path, {"empty": "2.jpg"})
-    checks = check_images(paths, MIN_SIDE, MAX_PIXELS)
-    assert [check.path for check in checks] == paths
-    assert [check.drop for check in checks] == [None, None, "empty", None, None]
+    (tmp_path / "staging").mkdir()
+    checks = check_images(paths, MIN_SIDE, MAX_PIXELS, tmp_path / "staging")
+    assert [result.path for result in checks] == paths
+    assert [result.drop for result in checks] == [None, None, "empty", None, None]
 
 
 def test_normalized_images_decode_in_tensorflow_upright(tmp_path: Path) -> None:
     tf = pytest.importorskip("tensorflow")
     write_odd_files(tmp_path, {"cmyk": "cmyk.jpg", "exif_rotated": "rotated.jpg", "grayscale": "gray.jpg"})
     for name in ("cmyk.jpg", "rotated.jpg", "gray.jpg"):
-        check = check_image(tmp_path / name, MIN_SIDE, MAX_PIXELS)
-        write_image(check, tmp_path / f"out-{name}")
+        write_image(check(tmp_path / name), tmp_path / f"out-{name}")
         decoded = tf.io.decode_image(tf.io.read_file(str(tmp_path / f"out-{name}")), expand_animations=False)
         assert decoded.shape[-1] == 3
         if name == "rotated.jpg":

@@ -16,7 +16,15 @@ from stages.lib.labels import parse_train_name
 from stages.lib.params import validate_params
 from stages.split import choose_split, class_quotas, list_raw_images, split_dataset
 from tests.conftest import run
-from tests.test_images import MAX_PIXELS, write_bad_files, write_odd_files, write_rgb_jpeg
+from tests.test_images import (
+    MAX_PIXELS,
+    noise,
+    pillow_accepts_tensorflow_rejects,
+    png_with_chunk,
+    write_bad_files,
+    write_odd_files,
+    write_rgb_jpeg,
+)
 
 SIZE = 32
 
@@ -216,6 +224,32 @@ def test_odd_images_are_normalized_not_dropped(tmp_path: Path) -> None:
         assert image.size == (40, 60)  # stored 60x40 with orientation 6: upright is 40 wide, 60 high
 
 
+def test_hostile_files_are_dropped_or_normalized_never_a_crash(tmp_path: Path) -> None:
+    import io
+
+    import numpy as np
+    import tensorflow as tf
+
+    raw = make_raw(tmp_path / "raw", 6, 6)
+    (raw / "cat.50.jpg").write_bytes(png_with_chunk(b"eXIf", b"garbage, not a TIFF header"))  # crashed split
+    buffer = io.BytesIO()
+    noise(48, 48).save(buffer, format="JPEG", quality=90)
+    (raw / "dog.50.jpg").write_bytes(pillow_accepts_tensorflow_rejects(buffer.getvalue()))  # crashed training later
+    (raw / "cat.51.jpg").write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 64 64\nshowpage\n")
+    Image.fromarray(np.tile(np.linspace(0, 65535, 64).astype(np.uint16), (40, 1))).save(raw / "dog.51.jpg", format="PNG")
+    out = tmp_path / "out"
+    report, files = run_split(raw, out, ratio=0.5)
+    assert report["dropped"] == {"empty": 0, "not_an_image": 1, "too_large": 0, "too_small": 0, "corrupt": 2}
+    assert {(item["file"], item["reason"]) for item in files["dropped"]} == {
+        ("cat.50.jpg", "corrupt"), ("dog.50.jpg", "corrupt"), ("cat.51.jpg", "not_an_image"),
+    }
+    assert files["normalized"] == [{"file": "dog.51.jpg", "reason": "not_jpeg"}]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["out", "raw"]  # the staging folder is gone
+    assert sorted(path.name for path in out.iterdir()) == ["train", "validation"]
+    for path in out.rglob("*.jpg"):  # everything kept decodes with the training decoder
+        assert tf.io.decode_image(tf.io.read_file(str(path)), channels=3, expand_animations=False).shape[-1] == 3
+
+
 def test_too_few_images_in_a_class_is_a_clear_error(tmp_path: Path) -> None:
     raw = make_raw(tmp_path / "raw", 10, 2)
     with pytest.raises(ValueError, match="class dogs has 2 images to split: .* 2 training and 0 validation"):
@@ -275,5 +309,5 @@ def test_cli_exits_1_with_a_one_line_error(tmp_path: Path, split: dict, message:
     assert result.returncode == 1
     assert message in result.stderr
     assert "Traceback" not in result.stderr
-    errors = [line for line in result.stderr.splitlines() if "ERROR" in line]
+    errors = [line for line in result.stderr.splitlines() if " ERROR split: " in line]  # not TensorFlow's own
     assert len(errors) == 1 and "split failed" in errors[0]

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from stages.submission import HEADER, choose_model, format_submission, list_test_images, main
 from tests.tiny_models import make_workspace
@@ -37,21 +38,31 @@ def test_choose_model_reads_the_evaluate_metrics(tmp_path):
         choose_model(tmp_path / "missing.json")
 
 
-def test_submission_uses_the_best_model_and_clips(tmp_path, monkeypatch):
-    from stages.lib.params import load_params
+def test_submission_uses_the_best_model_and_clips(tmp_path, monkeypatch, caplog):
+    from PIL import Image
+
     from stages.lib.predict import read_image
     from stages.lib.model_files import load_model
 
     root = make_workspace(tmp_path)
     write_metrics(root, {"scratch": 0.7, "finetune": 0.2, "top": 0.9})
     (root / "data/raw/test/3.jpg").write_bytes(b"\xff\xd8 not really a jpeg")  # unreadable: gets 0.5
+    Image.new("L", (1000, 1000)).save(root / "data/raw/test/6.jpg", format="PNG")  # a small file, 1 Mpx
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["split"]["max_pixels"] = 100_000
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.chdir(root)
-    main()
+    with caplog.at_level("WARNING", logger="submission"):
+        main()
     submission = pd.read_csv(root / "reports/submission.csv")
-    assert len(submission) == 5
+    assert len(submission) == 6
     assert list(submission.columns) == ["id", "label"]
-    assert submission["id"].tolist() == [1, 2, 3, 4, 5]
+    assert submission["id"].tolist() == [1, 2, 3, 4, 5, 6]  # Kaggle needs a row for every id
     assert submission.set_index("id").loc[3, "label"] == 0.5
+    assert submission.set_index("id").loc[6, "label"] == 0.5
+    assert "skipped data/raw/test/3.jpg: not an image: cannot identify image file" in caplog.text
+    assert "skipped data/raw/test/6.jpg: too large: Image size (1000000 pixels) exceeds limit" in caplog.text
+    assert "2 of 6 test images skipped (P(dog)=0.5 submitted for them): ids 3, 6" in caplog.text
     model = load_model(root / "models/finetune.keras")  # the best: lowest log loss
     image = read_image(root / "data/raw/test/4.jpg", 32)
     expected = float(np.clip(model.predict(image[np.newaxis], verbose=0)[0, 0], 0.005, 0.995))

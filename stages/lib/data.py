@@ -48,15 +48,27 @@ def list_labelled_images(directory: str | Path) -> tuple[list[Path], np.ndarray]
     return paths, np.asarray(labels, dtype=np.int32)
 
 
+def decode_rgb(data):
+    """Decode image bytes as uint8 RGB of shape (height, width, 3): the one decoder every model's input goes through."""
+    import tensorflow as tf
+
+    return tf.io.decode_image(data, channels=3, expand_animations=False)
+
+
+def resize_image(image, image_size: int):
+    """A decoded image as uint8 RGB of shape (image_size, image_size, 3): bilinear resize, rounded."""
+    import tensorflow as tf
+
+    image = tf.image.resize(image, (image_size, image_size), method="bilinear")
+    image.set_shape((image_size, image_size, 3))
+    return tf.cast(tf.clip_by_value(tf.round(image), 0.0, 255.0), tf.uint8)
+
+
 def decode_and_resize(path, image_size: int):
     """Read one image file as uint8 RGB of shape (image_size, image_size, 3): bilinear resize, rounded."""
     import tensorflow as tf
 
-    data = tf.io.read_file(path)
-    image = tf.io.decode_image(data, channels=3, expand_animations=False)
-    image = tf.image.resize(image, (image_size, image_size), method="bilinear")
-    image.set_shape((image_size, image_size, 3))
-    return tf.cast(tf.clip_by_value(tf.round(image), 0.0, 255.0), tf.uint8)
+    return resize_image(decode_rgb(tf.io.read_file(path)), image_size)
 
 
 def to_float(images, *rest):

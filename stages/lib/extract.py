@@ -1,11 +1,21 @@
 """Safe zip extraction: every member is checked before a single byte is written.
 
 Refused: absolute names (``/x``, ``\\x``, ``C:x``), names with a ``..`` part,
-symlinks and other special files (read from the Unix mode in the zip's external
-attributes), and archives past the limits on member count, total uncompressed
-size or compression ratio (``download.limits``). Members are written into a
-temporary folder beside the destination and only then moved into place, so a
-refused or failed extraction leaves the destination as it was.
+two members with the same name, symlinks and other special files (read from the
+Unix mode in the zip's external attributes), and archives past the limits on
+member count, total uncompressed size or compression ratio (``download.limits``).
+All of these are read from the central directory, before anything is
+decompressed (:func:`verify_zip` checks them before it tests the CRCs).
+
+One :class:`Budget` covers a whole extraction: archives nested in archives draw
+on the same member count and byte total, so nesting cannot multiply the limits.
+The budget counts declared sizes, and that is a real bound: :mod:`zipfile` never
+returns more of a member than its declared size (a member whose data runs longer
+fails its CRC check as damaged).
+
+Members are written into a temporary folder beside the destination and only
+then moved into place, so a refused or failed extraction leaves the destination
+as it was.
 """
 
 from __future__ import annotations
@@ -25,7 +35,6 @@ from dataclasses import dataclass
 # file of zeros compresses extremely well and is harmless; the archive's overall
 # ratio and total size still apply to them.
 RATIO_FLOOR_BYTES = 1 << 20
-_COPY_CHUNK = 1 << 20
 _DRIVE = re.compile(r"^[A-Za-z]:")
 
 
@@ -36,6 +45,30 @@ class Limits:
     max_members: int
     max_total_bytes: int
     max_ratio: float
+
+
+@dataclass
+class Budget:
+    """What one whole extraction (nested archives included) has used of its :class:`Limits`."""
+
+    limits: Limits
+    members: int = 0
+    total_bytes: int = 0
+
+    def spend(self, members: int, total_bytes: int, archive: str) -> None:
+        """Count ``members`` files of ``total_bytes`` about to be written; ``ValueError`` past the limits."""
+        if self.members + members > self.limits.max_members:
+            raise ValueError(
+                f"archive refused: extracting {archive} would make {self.members + members} files in all "
+                f"(nested archives included), over download.limits.max_members={self.limits.max_members}"
+            )
+        if self.total_bytes + total_bytes > self.limits.max_total_bytes:
+            raise ValueError(
+                f"archive refused: extracting {archive} would write {self.total_bytes + total_bytes} bytes in all "
+                f"(nested archives included), over download.limits.max_total_bytes={self.limits.max_total_bytes}"
+            )
+        self.members += members
+        self.total_bytes += total_bytes
 
 
 def safe_member_path(name: str) -> PurePosixPath:
@@ -68,8 +101,16 @@ def check_members(
         )
     total = 0
     compressed = 0
+    seen: dict[PurePosixPath, str] = {}
     for info in infos:
-        safe_member_path(info.filename)
+        path = safe_member_path(info.filename)
+        if not info.is_dir():
+            if path in seen:
+                raise ValueError(
+                    f"archive refused: two members named {path} ({seen[path]!r} and {info.filename!r}); "
+                    "which one is meant?"
+                )
+            seen[path] = info.filename
         kind = _member_type(info)
         if kind == stat.S_IFLNK:
             raise ValueError(f"archive refused: member {info.filename!r} is a symbolic link")
@@ -113,40 +154,32 @@ def list_members(archive: str | Path) -> list[zipfile.ZipInfo]:
         return zip_file.infolist()
 
 
-def verify_zip(archive: str | Path) -> None:
-    """Open the archive and check every member's CRC; ``ValueError`` if it is not a sound zip."""
+def verify_zip(archive: str | Path, limits: Limits) -> None:
+    """Check the members against ``limits`` (nothing decompressed yet), then every CRC; ``ValueError`` if unsound."""
     with open_zip(archive) as zip_file:
+        check_members(zip_file.infolist(), limits)
         try:
-            bad = zip_file.testzip()
+            bad = zip_file.testzip()  # reads each member up to its declared size, no further
         except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as error:
             raise ValueError(f"{archive} is a damaged zip archive ({error})") from None
     if bad is not None:
         raise ValueError(f"{archive} is a damaged zip archive (bad CRC in member {bad!r})")
 
 
-def _copy_bounded(source, target, limit: int, name: str) -> None:
-    """Copy at most ``limit`` bytes: a member that decompresses past its declared size is refused."""
-    written = 0
-    while chunk := source.read(_COPY_CHUNK):
-        written += len(chunk)
-        if written > limit:
-            raise ValueError(f"archive refused: member {name!r} is larger than its header declares")
-        target.write(chunk)
-
-
 def extract_members(
-    archive: str | Path, destination: str | Path, plan: Mapping[str, str], limits: Limits
+    archive: str | Path, destination: str | Path, plan: Mapping[str, str], budget: Budget
 ) -> list[Path]:
     """Extract the members named in ``plan`` (member name -> relative output path) under ``destination``.
 
-    The whole archive is checked first (one unsafe member refuses all of it); the
-    files are written to a temporary folder beside ``destination`` and then moved
-    in. An output path that already exists is refused before anything is written.
+    The whole archive is checked first (one unsafe member refuses all of it) and
+    the planned members are charged to ``budget``; the files are written to a
+    temporary folder beside ``destination`` and then moved in. An output path that
+    already exists is refused before anything is written.
     """
     destination = Path(destination)
     with open_zip(archive) as zip_file:
         infos = zip_file.infolist()
-        check_members(infos, limits)
+        check_members(infos, budget.limits)
         by_name = {info.filename: info for info in infos}
         missing = [name for name in plan if name not in by_name]
         if missing:
@@ -161,6 +194,7 @@ def extract_members(
                 raise ValueError(f"{destination / output} already exists (two sources for the same image?)")
             seen[output] = name
             outputs[name] = output
+        budget.spend(len(outputs), sum(by_name[name].file_size for name in outputs), Path(archive).name)
 
         destination.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.extract-", dir=destination.parent))
@@ -171,7 +205,7 @@ def extract_members(
                 path.parent.mkdir(parents=True, exist_ok=True)
                 try:
                     with zip_file.open(info) as source, open(path, "xb") as target:
-                        _copy_bounded(source, target, info.file_size, name)
+                        shutil.copyfileobj(source, target)  # zipfile stops at the declared size
                 except (zipfile.BadZipFile, zlib.error, EOFError) as error:
                     raise ValueError(f"{archive}: member {name!r} is damaged ({error})") from None
             written = []
@@ -191,4 +225,4 @@ def safe_extract(archive: str | Path, destination: str | Path, limits: Limits) -
     # Check before planning, so an unsafe name is reported as such, not as a bad plan.
     check_members(members, limits)
     plan = {info.filename: str(safe_member_path(info.filename)) for info in members if not info.is_dir()}
-    return extract_members(archive, destination, plan, limits)
+    return extract_members(archive, destination, plan, Budget(limits))

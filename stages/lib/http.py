@@ -8,11 +8,21 @@ answer (the server ignored the range) starts over. Connection errors, timeouts,
 most. The file is moved onto the target only once its size matches
 ``Content-Length`` and ``verify`` (e.g. a zip check) accepts it; a file that fails
 verification is deleted. Resuming happens within one run: a killed run starts over.
-URLs are logged without their query string or user info (they may carry tokens).
+
+Bounded: a body is never written past ``max_bytes`` (an announced length over it
+is refused before the body is read; a body without Content-Length, or longer than
+announced, is cut off there and refused).
+
+Secrets: signed URLs carry tokens in their query string, so URLs appear in
+messages and logs without query, fragment or user info (:func:`display_url`),
+errors of the HTTP library (whose text quotes the URL) are reduced to their class
+name, and the debug logs of urllib3 and requests pass through a filter that
+removes query strings and Authorization values (:func:`redact`).
 """
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import re
@@ -31,6 +41,12 @@ CHUNK_BYTES = 1 << 20
 BACKOFF_S = 1.0  # first wait between tries; doubles each time
 MAX_BACKOFF_S = 60.0
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
+# A query string after a URL or path (?a=b...), and the value of a credential header or key=value.
+_QUERY = re.compile(r"(?<=[\w/.%-])\?[^\s\"'<>]+")
+_USER_INFO = re.compile(r"(?<=://)[^/\s@]+@")
+_CREDENTIAL = re.compile(r"(?i)\b((?:proxy-)?authorization|x-amz-security-token)(['\"]?\s*[:=]\s*['\"]?)[^\n'\"]+")
+# The loggers of the HTTP stack that write request lines (with their query strings) at debug level.
+HTTP_LIBRARY_LOGGERS = ("urllib3.connectionpool", "urllib3.util.retry", "urllib3.poolmanager", "requests")
 
 
 class TransientError(Exception):
@@ -43,18 +59,77 @@ class TransientError(Exception):
 
 def display_url(url: str) -> str:
     """The URL without user info, query or fragment: safe to log."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        if parts.port:
+            host = f"{host}:{parts.port}"
+    except ValueError:  # an invalid port: show no host rather than fail while reporting
+        return "(an invalid URL)"
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+def redact(text: str) -> str:
+    """``text`` with URL query strings and user info, and Authorization-style header values, as ``[redacted]``."""
+    text = _USER_INFO.sub("[redacted]@", _QUERY.sub("?[redacted]", text))
+    return _CREDENTIAL.sub(r"\1\2[redacted]", text)
+
+
+class RedactingFilter(logging.Filter):
+    """A logging filter that passes every record with :func:`redact` applied to its message."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite the record's message in place; never drop it."""
+        message = record.getMessage()
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, ()
+        return True
+
+
+_REDACTING_FILTER = RedactingFilter()
+
+
+def redact_library_logs(*more_loggers: str) -> None:
+    """Attach the redacting filter to the HTTP libraries' loggers and ``more_loggers`` (idempotent)."""
+    for name in (*HTTP_LIBRARY_LOGGERS, *more_loggers):
+        logging.getLogger(name).addFilter(_REDACTING_FILTER)
+
+
+class RedactingStream(io.TextIOBase):
+    """A text stream that writes :func:`redact`-ed text to another (for a library's prints and progress bars)."""
+
+    def __init__(self, target):
+        self._target = target
+
+    def write(self, text: str) -> int:
+        """Write ``text`` with its secrets replaced; report it as written whole."""
+        self._target.write(redact(text))
+        return len(text)
+
+    def flush(self) -> None:
+        """Flush the target stream."""
+        self._target.flush()
+
+    def isatty(self) -> bool:
+        """Whether the target is a terminal (progress bars ask)."""
+        return self._target.isatty()
+
+    @property
+    def encoding(self) -> str:
+        """The target's encoding (progress bars ask)."""
+        return getattr(self._target, "encoding", None) or "utf-8"
 
 
 def check_url(url: str) -> None:
     """``ValueError`` unless ``url`` is an http(s) URL with a host."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"not an http(s) URL: {display_url(url) or url!r}")
+    try:
+        parts = urlsplit(url)
+        host, _ = parts.hostname, parts.port
+    except ValueError:  # an invalid port or IPv6 literal
+        raise ValueError(f"not a valid URL: {display_url(url) if '://' in url else '(not shown)'}") from None
+    if parts.scheme not in ("http", "https") or not host:
+        raise ValueError(f"not an http(s) URL: {display_url(url) or '(not shown: no scheme or host)'}")
 
 
 def _retry_after(response: requests.Response) -> float | None:
@@ -63,7 +138,17 @@ def _retry_after(response: requests.Response) -> float | None:
     return min(float(value), 300.0) if value.isdigit() else None
 
 
-def _fetch_once(session: requests.Session, url: str, part: Path, timeout_s: float, progress: bool) -> None:
+def _too_large(url: str, what: str, max_bytes: int) -> ValueError:
+    """The error for a body past the download limit."""
+    return ValueError(
+        f"download of {display_url(url)} refused: {what}, over the limit of {max_bytes} bytes "
+        "(download.limits.max_total_bytes)"
+    )
+
+
+def _fetch_once(
+    session: requests.Session, url: str, part: Path, timeout_s: float, progress: bool, max_bytes: int
+) -> None:
     """One request: append to ``part`` (Range) or rewrite it; raise TransientError if incomplete."""
     have = part.stat().st_size if part.exists() else 0
     headers = {"Accept-Encoding": "identity"}  # the byte count must match Content-Length
@@ -95,15 +180,21 @@ def _fetch_once(session: requests.Session, url: str, part: Path, timeout_s: floa
             length = response.headers.get("Content-Length")
             total = int(length) if length and length.isdigit() else None
             mode = "wb"
+        if total is not None and total > max_bytes:
+            raise _too_large(url, f"the server announces {total} bytes", max_bytes)
         bar = tqdm(
             total=total, initial=have, unit="B", unit_scale=True, unit_divisor=1024,
-            desc=Path(urlsplit(url).path).name or "download", mininterval=1.0, disable=not progress,
+            desc=part.name.removeprefix(".").removesuffix(".part"), mininterval=1.0, disable=not progress,
         )
         try:
             with open(part, mode) as handle:
                 # read1 hands over whatever arrived, so bytes before a dropped connection are kept;
                 # raw (undecoded) bytes are what Content-Length and Range count.
+                size = have
                 while chunk := response.raw.read1(CHUNK_BYTES, decode_content=False):
+                    size += len(chunk)
+                    if size > max_bytes:  # the part file is deleted on the way out
+                        raise _too_large(url, f"the body runs past {max_bytes} bytes", max_bytes)
                     handle.write(chunk)
                     bar.update(len(chunk))
         except (urllib3.exceptions.HTTPError, requests.RequestException, OSError) as error:
@@ -124,13 +215,15 @@ def download_file(
     *,
     retries: int,
     timeout_s: float,
+    max_bytes: int,
     verify: Callable[[Path], None] | None = None,
     backoff_s: float | None = None,
     progress: bool = True,
     session: requests.Session | None = None,
 ) -> Path:
-    """Download ``url`` to ``target`` (resumed, retried, verified) and return ``target``."""
+    """Download ``url`` to ``target`` (resumed, retried, verified, at most ``max_bytes``) and return ``target``."""
     check_url(url)
+    redact_library_logs()
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     part = target.with_name(f".{target.name}.part")
@@ -143,7 +236,7 @@ def download_file(
         failures = 0
         while True:
             try:
-                _fetch_once(session, url, part, timeout_s, progress)
+                _fetch_once(session, url, part, timeout_s, progress, max_bytes)
                 break
             except (requests.ConnectionError, requests.Timeout, TransientError) as error:
                 failures += 1
@@ -158,6 +251,9 @@ def download_file(
                     "download interrupted (%s); retry %d/%d in %.1fs", reason, failures, retries, wait
                 )
                 time.sleep(wait)
+            except requests.RequestException as error:
+                # Invalid URLs, too many redirects...: the library's text quotes the URL, query included.
+                raise ValueError(f"download of {display_url(url)} failed: {error.__class__.__name__}") from None
         if verify is not None:
             try:
                 verify(part)

@@ -1,21 +1,37 @@
-"""Decode-checking raw images and writing them as plain, upright RGB JPEGs.
+"""Decode-checking untrusted image files and normalising them to plain, upright RGB JPEGs.
 
-Every file is fully decoded with Pillow before it is used. Unusable files are
-dropped with a reason (:data:`DROP_REASONS`); usable but odd ones (grayscale,
-CMYK, another format behind a ``.jpg`` name, an EXIF orientation) are
-re-encoded so that readers which ignore EXIF and cannot read CMYK, such as
-``tf.io.decode_image``, see an upright RGB image (:data:`NORMALIZE_REASONS`).
-Ordinary RGB JPEGs are kept byte for byte (hard-linked where the file system allows).
+One function, :func:`prepare_image`, takes a file from anywhere (a download, a
+user's folder, ``catsdogs predict``) through every step that can fail, so a
+hostile or broken file is a reason and a detail, never an exception:
+
+- the size on disk and the pixel count are checked before anything is decoded,
+  and every decode runs under the pixel limit (:func:`pixel_limit`);
+- Pillow opens only :data:`ACCEPTED_FORMATS` (a ``.jpg`` that is really EPS,
+  TIFF or PSD is "not an image", and Pillow never calls out to Ghostscript);
+- the whole picture is decoded; unusual but usable images (grayscale, CMYK,
+  16-bit, another format behind a ``.jpg`` name, an EXIF orientation) are
+  re-encoded as an upright 8-bit RGB JPEG (:data:`NORMALIZE_REASONS`); a file
+  whose EXIF or other data breaks that re-encoding is dropped as ``corrupt``;
+- the bytes every reader will get (the original JPEG, or its re-encoding) are
+  decoded with the decoder training, evaluation and prediction use
+  (:func:`stages.lib.data.decode_rgb`, TensorFlow's), and must give the expected
+  shape.
+
+Unusable files are dropped with a reason (:data:`DROP_REASONS`). Plain RGB JPEGs
+are kept byte for byte (hard-linked where the file system allows).
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
+import re
 import warnings
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from stages.lib.io import link_or_copy
@@ -24,8 +40,16 @@ from stages.lib.io import link_or_copy
 DROP_REASONS = ("empty", "not_an_image", "too_large", "too_small", "corrupt")
 # Why a kept file is re-encoded; one reason per file, the first that applies.
 NORMALIZE_REASONS = ("not_jpeg", "cmyk", "grayscale", "exif_rotated")
+# The formats Pillow may open (its plugin names); anything else is "not_an_image".
+# JPEG includes MPO, the multi-picture JPEG many cameras write (re-encoded: not_jpeg).
+ACCEPTED_FORMATS = ("JPEG", "PNG", "GIF", "BMP", "WEBP")
+# A file may take at most this many bytes per pixel of the limit (plus headroom for
+# metadata) before it is refused unread: reading a file costs memory too.
+MAX_FILE_BYTES_PER_PIXEL = 4
+FILE_HEADROOM_BYTES = 1 << 20
 JPEG_QUALITY = 95
 EXIF_ORIENTATION = 0x0112
+SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")  # Pillow's modes for 16-bit grayscale
 
 
 @dataclass(frozen=True)
@@ -36,8 +60,9 @@ class ImageCheck:
     drop: str | None = None  # one of DROP_REASONS, or None: the image is usable
     normalize: str | None = None  # one of NORMALIZE_REASONS, or None: copy as is
     detail: str = ""  # the decoder's message for a dropped file
-    width: int = 0
+    width: int = 0  # the upright picture's size, as every reader sees it
     height: int = 0
+    normalized: Path | None = None  # where the re-encoded copy waits to be written (check_images)
 
     @property
     def ok(self) -> bool:
@@ -45,10 +70,15 @@ class ImageCheck:
         return self.drop is None
 
 
+def max_file_bytes(max_pixels: int) -> int:
+    """The largest file (in bytes) read for a pixel limit of ``max_pixels``."""
+    return max_pixels * MAX_FILE_BYTES_PER_PIXEL + FILE_HEADROOM_BYTES
+
+
 def _normalize_reason(image: Image.Image) -> str | None:
     """Why an opened image must be re-encoded, or None for a plain upright RGB JPEG."""
     if image.format != "JPEG":
-        return "not_jpeg"  # PNG, GIF, BMP... behind a .jpg name, whatever their mode
+        return "not_jpeg"  # PNG, GIF, BMP, WebP, MPO... behind a .jpg name, whatever their mode
     # Pillow reads every JPEG as L, RGB or CMYK.
     if image.mode == "CMYK":
         return "cmyk"
@@ -59,39 +89,98 @@ def _normalize_reason(image: Image.Image) -> str | None:
     return None
 
 
-def check_image(path: str | Path, min_side: int, max_pixels: int) -> ImageCheck:
-    """Open and fully decode one file; say whether it is usable and whether it needs re-encoding.
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """8-bit RGB: 16-bit grayscale scaled (not clipped) to 8 bits, transparency flattened on white."""
+    if image.mode in SIXTEEN_BIT_MODES:
+        # convert("RGB") would clip every value above 255 to white.
+        values = np.asarray(image)
+        if values.dtype.kind == "i":  # mode I: 32-bit signed, holding 16-bit values
+            values = np.clip(values, 0, 65535)
+        image = Image.fromarray(((values.astype(np.uint32) + 128) // 257).astype(np.uint8), "L")
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        rgb = Image.new("RGB", rgba.size, (255, 255, 255))
+        rgb.paste(rgba, mask=rgba.getchannel("A"))
+        return rgb
+    return image.convert("RGB")
 
-    Call it inside :func:`pixel_limit` so that Pillow's own decompression-bomb
-    guard matches ``max_pixels`` and raises instead of warning.
+
+def _encode_upright_jpeg(image: Image.Image) -> tuple[bytes, tuple[int, int]]:
+    """The loaded image as an upright RGB JPEG (EXIF applied and dropped) and its (width, height)."""
+    rgb = _to_rgb(ImageOps.exif_transpose(image))
+    buffer = io.BytesIO()
+    # No exif= and no icc_profile=: the output carries no orientation to re-apply.
+    rgb.save(buffer, format="JPEG", quality=JPEG_QUALITY)
+    return buffer.getvalue(), rgb.size
+
+
+def tensorflow_message(error: Exception) -> str:
+    """TensorFlow's error text without its op and device decorations (one short line)."""
+    text = str(getattr(error, "message", "") or error).strip()
+    message = text.splitlines()[0] if text else ""
+    message = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", message)
+    message = re.sub(r"\s*\[Op:[^\]]*\].*$", "", message)
+    return message.strip()[:200] or type(error).__name__
+
+
+def _check_tensorflow_decodes(data: bytes, size: tuple[int, int]) -> None:
+    """``ValueError`` unless the training decoder reads ``data`` as an RGB image of ``size`` (width, height)."""
+    from stages.lib.data import decode_rgb
+
+    try:
+        shape = tuple(decode_rgb(data).shape)
+    except Exception as error:  # noqa: BLE001 - tf.errors.* and whatever else the op raises
+        raise ValueError(f"TensorFlow cannot decode it: {tensorflow_message(error)}") from None
+    width, height = size
+    if shape != (height, width, 3):
+        raise ValueError(f"TensorFlow decodes it as {shape}, Pillow as {width}x{height}")
+
+
+def prepare_image(path: str | Path, min_side: int, max_pixels: int) -> tuple[ImageCheck, bytes | None]:
+    """Check one file completely; return the verdict and, for a file that needs it, its normalized JPEG bytes.
+
+    Nothing raises for a bad file: it comes back dropped, with a reason from
+    :data:`DROP_REASONS` and a detail. A kept file is either copied as is
+    (bytes ``None``) or replaced by the returned bytes, which TensorFlow has
+    already decoded to the recorded width and height. ``OSError`` (the file
+    cannot be read at all) is the only exception.
     """
     path = Path(path)
-    if path.stat().st_size == 0:
-        return ImageCheck(path, drop="empty", detail="zero-byte file")
+    size_on_disk = path.stat().st_size
+    if size_on_disk == 0:
+        return ImageCheck(path, drop="empty", detail="zero-byte file"), None
+    if size_on_disk > max_file_bytes(max_pixels):
+        detail = f"{size_on_disk} bytes > {max_file_bytes(max_pixels)} (the file limit for {max_pixels} pixels)"
+        return ImageCheck(path, drop="too_large", detail=detail), None
+    data = path.read_bytes()
     try:
-        with Image.open(path) as image:
+        with pixel_limit(max_pixels), Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS) as image:
             width, height = image.size
             size = {"width": width, "height": height}
             if width * height > max_pixels:
-                return ImageCheck(path, drop="too_large", detail=f"{width}x{height} > {max_pixels} pixels", **size)
+                detail = f"{width}x{height} > {max_pixels} pixels"
+                return ImageCheck(path, drop="too_large", detail=detail, **size), None
             if min(width, height) < min_side:
-                return ImageCheck(path, drop="too_small", detail=f"{width}x{height} < {min_side} px", **size)
+                return ImageCheck(path, drop="too_small", detail=f"{width}x{height} < {min_side} px", **size), None
             image.load()  # the full decode: truncated and corrupt data fail here
             reason = _normalize_reason(image)
-    except UnidentifiedImageError as error:
-        return ImageCheck(path, drop="not_an_image", detail=str(error))
+            encoded, (width, height) = _encode_upright_jpeg(image) if reason else (None, (width, height))
+        _check_tensorflow_decodes(data if encoded is None else encoded, (width, height))
+    except UnidentifiedImageError:
+        detail = f"cannot identify image file (accepted formats: {', '.join(ACCEPTED_FORMATS)})"
+        return ImageCheck(path, drop="not_an_image", detail=detail), None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        return ImageCheck(path, drop="too_large", detail=str(error))
-    except Exception as error:  # noqa: BLE001 - any decoder failure means the file is unreadable
-        return ImageCheck(path, drop="corrupt", detail=f"{type(error).__name__}: {error}")
-    return ImageCheck(path, normalize=reason, width=width, height=height)
+        return ImageCheck(path, drop="too_large", detail=str(error)), None
+    except Exception as error:  # noqa: BLE001 - any decoder or re-encoding failure means the file is unusable
+        return ImageCheck(path, drop="corrupt", detail=f"{type(error).__name__}: {error}"[:300]), None
+    return ImageCheck(path, normalize=reason, width=width, height=height), encoded
 
 
 @contextlib.contextmanager
 def pixel_limit(max_pixels: int) -> Iterator[None]:
     """Set Pillow's bomb limit to ``max_pixels`` and make its warning an error, restoring both after.
 
-    Both are process-wide settings, so this wraps a whole batch of checks.
+    Both are process-wide settings (one thread decodes at a time here).
     """
     previous = Image.MAX_IMAGE_PIXELS
     Image.MAX_IMAGE_PIXELS = max_pixels
@@ -103,32 +192,26 @@ def pixel_limit(max_pixels: int) -> Iterator[None]:
         Image.MAX_IMAGE_PIXELS = previous
 
 
-def check_images(paths: Sequence[Path], min_side: int, max_pixels: int) -> list[ImageCheck]:
+def check_image(path: str | Path, min_side: int, max_pixels: int, staging: str | Path) -> ImageCheck:
+    """:func:`prepare_image`, with a normalized image's bytes saved under ``staging`` for :func:`write_image`."""
+    check, encoded = prepare_image(path, min_side, max_pixels)
+    if encoded is None:
+        return check
+    normalized = Path(staging) / check.path.name
+    normalized.write_bytes(encoded)
+    return replace(check, normalized=normalized)
+
+
+def check_images(paths: Sequence[Path], min_side: int, max_pixels: int, staging: str | Path) -> list[ImageCheck]:
     """Check many files, in input order (one thread: decoding is not what the split waits on)."""
-    with pixel_limit(max_pixels):
-        return [check_image(path, min_side, max_pixels) for path in paths]
-
-
-def normalize_image(source: str | Path, target: str | Path) -> None:
-    """Re-encode any readable image as an upright RGB JPEG (EXIF applied and dropped, alpha on white)."""
-    with Image.open(source) as image:
-        image.load()
-        upright = ImageOps.exif_transpose(image)
-        if upright.mode in ("RGBA", "LA", "PA") or (upright.mode == "P" and "transparency" in upright.info):
-            rgba = upright.convert("RGBA")
-            rgb = Image.new("RGB", rgba.size, (255, 255, 255))
-            rgb.paste(rgba, mask=rgba.getchannel("A"))
-        else:
-            rgb = upright.convert("RGB")
-        # No exif= and no icc_profile=: the output carries no orientation to re-apply.
-        rgb.save(target, format="JPEG", quality=JPEG_QUALITY)
+    return [check_image(path, min_side, max_pixels, staging) for path in paths]
 
 
 def write_image(check: ImageCheck, target: str | Path) -> None:
-    """Write a usable image to ``target``: a byte-for-byte copy, or a normalized re-encoding."""
+    """Write a usable image to ``target``: a byte-for-byte copy, or its normalized re-encoding."""
     if not check.ok:
         raise ValueError(f"{check.path} was dropped ({check.drop}); it cannot be written")
-    if check.normalize is None:
-        link_or_copy(check.path, target)  # the same bytes: a hard link where the file system allows
-    else:
-        normalize_image(check.path, target)
+    if check.normalize is not None and check.normalized is None:
+        raise ValueError(f"{check.path} needs normalizing ({check.normalize}) but was checked without a staging folder")
+    # The same bytes as the checked file or its staged re-encoding: a hard link where the file system allows.
+    link_or_copy(check.normalized or check.path, target)

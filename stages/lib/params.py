@@ -1,26 +1,54 @@
 """The one validating loader for params.yaml.
 
 Every stage calls :func:`load_params` and reads its own section. Unknown keys,
-wrong types and out-of-range values raise a ``ValueError`` that names the key
-(``split.ratio``) and what is allowed, before any work starts.
+wrong types, non-finite numbers (``.inf``, ``.nan``) and out-of-range values
+raise a ``ValueError`` that names the key (``split.ratio``) and what is allowed
+(for a number out of range: the whole allowed range), before any work starts.
+Sizes have upper bounds no real run needs to exceed, so an absurd value is a
+clear message here rather than a failure deep inside TensorFlow.
 """
 
 from __future__ import annotations
 
+import re
+import types
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Union, get_args, get_origin
 
+import annotated_types
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
 
 DEFAULT_PARAMS_FILE = "params.yaml"
 # The trained models, in pipeline order, by the name their stage, params, reports and files share.
 MODEL_NAMES = ("scratch", "top", "finetune")
 
+# Upper bounds on sizes: far above any real run, low enough to stop absurd values early.
+MAX_SEED = 2**32 - 1  # NumPy and TensorFlow seeds
+MAX_BATCH_SIZE = 4096
+MAX_EPOCHS = 10_000
+MAX_FILTERS = 4096  # per convolution layer
+MAX_UNITS = 8192  # per dense layer
+MAX_LAYERS = 10  # convolution blocks or dense layers
+MAX_IMAGES = 10_000_000  # images per class or in a split (Kaggle's set has 25,000)
+MAX_PIXELS = 500_000_000  # pixels of one image (Pillow's own default limit is 89,478,485)
+MAX_SIDE = 4096  # split.min_side
+MAX_RETRIES = 100
+MAX_TIMEOUT_S = 3600.0
+MAX_ARCHIVE_MEMBERS = 10_000_000
+MAX_ARCHIVE_BYTES = 2**40  # 1 TiB
+MAX_COMPRESSION_RATIO = 100_000.0
+MAX_WORST_IMAGES = 256
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
 PositiveInt = Annotated[int, Field(gt=0)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
 PositiveFloat = Annotated[float, Field(gt=0)]
 Probability = Annotated[float, Field(ge=0, lt=1)]
+BatchSize = Annotated[int, Field(gt=0, le=MAX_BATCH_SIZE)]
+Epochs = Annotated[int, Field(gt=0, le=MAX_EPOCHS)]
+Patience = Annotated[int, Field(ge=0, le=MAX_EPOCHS)]
 # false: float32 (reproducible); true: bfloat16 on a CPU, float16 on a GPU; auto: mixed only where it is faster.
 MixedPrecision = bool | Literal["auto"]
 
@@ -28,15 +56,15 @@ MixedPrecision = bool | Literal["auto"]
 class Section(BaseModel):
     """Base for every params section: strict types, no unknown keys, immutable."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 
 
 class CommonParams(Section):
     """Shared by every stage that reads images or trains: size, batch, seed."""
 
-    seed: NonNegativeInt = 42
+    seed: Annotated[int, Field(ge=0, le=MAX_SEED)] = 42
     image_size: Annotated[int, Field(ge=32, le=1024)] = 150
-    batch_size: PositiveInt = 32
+    batch_size: BatchSize = 32
     # Ask TensorFlow for deterministic kernels (slower; see README "Reproducibility").
     deterministic: bool = False
     # A training stage whose best validation accuracy is within noise of chance warns; true: it fails.
@@ -80,17 +108,17 @@ class KaggleFiles(Section):
 class SyntheticParams(Section):
     """The generated offline data set: two visually distinct, learnable classes."""
 
-    count: Annotated[int, Field(ge=4)] = 200  # images per class
+    count: Annotated[int, Field(ge=4, le=MAX_IMAGES)] = 200  # images per class
     size: Annotated[int, Field(ge=16, le=1024)] = 64  # side in pixels
-    test_count: NonNegativeInt = 20
+    test_count: Annotated[int, Field(ge=0, le=MAX_IMAGES)] = 20
 
 
 class ExtractionLimits(Section):
     """Limits that refuse archive bombs before anything is written."""
 
-    max_members: PositiveInt = 100_000
-    max_total_bytes: PositiveInt = 8 * 1024**3
-    max_ratio: PositiveFloat = 200.0
+    max_members: Annotated[int, Field(gt=0, le=MAX_ARCHIVE_MEMBERS)] = 100_000
+    max_total_bytes: Annotated[int, Field(gt=0, le=MAX_ARCHIVE_BYTES)] = 8 * 1024**3  # also caps a download
+    max_ratio: Annotated[float, Field(gt=0, le=MAX_COMPRESSION_RATIO)] = 200.0
 
 
 class DownloadParams(Section):
@@ -104,20 +132,40 @@ class DownloadParams(Section):
         "3E1C3F21-ECDB-4869-8368-6DEBA77B919F/kagglecatsanddogs_5340.zip"
     )
     url: str = ""
+    # The name of an environment variable holding the URL instead (a signed URL's token stays out of
+    # params.yaml and dvc.lock, which record only this name).
+    url_env: str = ""
     archive: str = ""
     dir: str = ""
     synthetic: SyntheticParams = SyntheticParams()
     limits: ExtractionLimits = ExtractionLimits()
-    retries: NonNegativeInt = 5
-    timeout_s: PositiveFloat = 60.0
+    retries: Annotated[int, Field(ge=0, le=MAX_RETRIES)] = 5
+    timeout_s: Annotated[float, Field(gt=0, le=MAX_TIMEOUT_S)] = 60.0
+
+    @field_validator("url_env")
+    @classmethod
+    def _an_environment_variable_name(cls, value: str) -> str:
+        if value and not _ENV_NAME.match(value):
+            raise ValueError(
+                "must be the name of an environment variable (letters, digits, _; not the URL itself), "
+                "or empty"
+            )
+        return value
 
     @model_validator(mode="after")
     def _source_needs_its_location(self) -> "DownloadParams":
+        if self.source == "url":
+            if self.url and self.url_env:
+                raise ValueError("download.url and download.url_env are both set: give the URL one way")
+            if self.url or self.url_env:
+                return self
         needed = {"url": self.url, "archive": self.archive, "dir": self.dir}
         if self.source in needed and not needed[self.source]:
+            alternative = " (or download.url_env to the name of an environment variable holding it)"
             raise ValueError(
                 f"download.source is {self.source!r} but download.{self.source} is empty: "
                 f"set download.{self.source} to the {self.source} to read"
+                + (alternative if self.source == "url" else "")
             )
         return self
 
@@ -125,10 +173,11 @@ class DownloadParams(Section):
 class SplitParams(Section):
     """The seeded, stratified train/validation split."""
 
-    n: PositiveInt | None = None  # images to use (None: all)
+    n: Annotated[int, Field(gt=0, le=MAX_IMAGES)] | None = None  # images to use (None: all)
     ratio: Annotated[float, Field(gt=0, lt=1)] = 0.2  # validation share
-    min_side: PositiveInt = 32  # images smaller than this (either side) are dropped
-    max_pixels: PositiveInt = 89_478_485  # Pillow's decompression-bomb limit
+    min_side: Annotated[int, Field(gt=0, le=MAX_SIDE)] = 32  # images smaller than this (either side) are dropped
+    # Larger images are dropped before any decode (and every untrusted image, test set included, is held to it).
+    max_pixels: Annotated[int, Field(gt=0, le=MAX_PIXELS)] = 89_478_485  # Pillow's decompression-bomb limit
 
 
 class AugmentationParams(Section):
@@ -145,12 +194,14 @@ class AugmentationParams(Section):
 class ModernParams(Section):
     """The modern from-scratch recipe (train_scratch.recipe: modern)."""
 
-    epochs: PositiveInt = 40  # a fixed cosine schedule; the best epoch (validation loss) is kept
-    filters: Annotated[list[PositiveInt], Field(min_length=1)] = [32, 64, 128, 256]
+    epochs: Epochs = 40  # a fixed cosine schedule; the best epoch (validation loss) is kept
+    filters: Annotated[
+        list[Annotated[int, Field(gt=0, le=MAX_FILTERS)]], Field(min_length=1, max_length=MAX_LAYERS)
+    ] = [32, 64, 128, 256]
     dropout: Probability = 0.3
-    learning_rate: PositiveFloat = 0.002  # AdamW's peak, after the warm-up
-    weight_decay: Annotated[float, Field(ge=0)] = 0.0001
-    warmup_epochs: NonNegativeInt = 2
+    learning_rate: Annotated[float, Field(gt=0, le=10)] = 0.002  # AdamW's peak, after the warm-up
+    weight_decay: Annotated[float, Field(ge=0, le=1)] = 0.0001
+    warmup_epochs: Patience = 2
     label_smoothing: Annotated[float, Field(ge=0, lt=0.5)] = 0.0
     augmentation: AugmentationParams = AugmentationParams(
         shear=0.0, zoom=0.2, horizontal_flip=True, rotation=0.05, translation=0.1, contrast=0.2
@@ -161,15 +212,17 @@ class TrainScratchParams(Section):
     """The CNN trained from scratch: the tutorial's recipe (these keys) or the modern one (``modern``)."""
 
     recipe: Literal["tutorial", "modern"] = "tutorial"
-    epochs: PositiveInt = 50
+    epochs: Epochs = 50
     learning_rate: PositiveFloat = 0.01
     momentum: Annotated[float, Field(ge=0, lt=1)] = 0.9
     decay: Annotated[float, Field(ge=0)] | None = None  # None: learning_rate / epochs
-    patience: NonNegativeInt = 2
-    start_from_epoch: NonNegativeInt = 10  # early stopping watches from this epoch on (past the initial plateau)
+    patience: Patience = 2
+    start_from_epoch: Annotated[int, Field(ge=0, le=MAX_EPOCHS)] = 10  # early stopping watches from here on
     restore_best_weights: bool = True
-    filters: Annotated[list[PositiveInt], Field(min_length=1)] = [32, 32, 64]
-    dense_units: PositiveInt = 64
+    filters: Annotated[
+        list[Annotated[int, Field(gt=0, le=MAX_FILTERS)]], Field(min_length=1, max_length=MAX_LAYERS)
+    ] = [32, 32, 64]
+    dense_units: Annotated[int, Field(gt=0, le=MAX_UNITS)] = 64
     conv_dropout: Probability = 0.25
     dense_dropout: Probability = 0.5
     augmentation: AugmentationParams = AugmentationParams()
@@ -190,11 +243,13 @@ class ExtractFeaturesParams(Section):
 class TrainTopParams(Section):
     """The dense classifier on the bottleneck features."""
 
-    epochs: PositiveInt = 15
-    batch_size: PositiveInt = 32
+    epochs: Epochs = 15
+    batch_size: BatchSize = 32
     learning_rate: PositiveFloat = 0.001
-    units: Annotated[list[PositiveInt], Field(min_length=1)] = [512, 256]
-    dropouts: Annotated[list[Probability], Field(min_length=1)] = [0.5, 0.2]
+    units: Annotated[
+        list[Annotated[int, Field(gt=0, le=MAX_UNITS)]], Field(min_length=1, max_length=MAX_LAYERS)
+    ] = [512, 256]
+    dropouts: Annotated[list[Probability], Field(min_length=1, max_length=MAX_LAYERS)] = [0.5, 0.2]
 
     @model_validator(mode="after")
     def _one_dropout_per_layer(self) -> "TrainTopParams":
@@ -209,11 +264,11 @@ class TrainTopParams(Section):
 class FinetuneParams(Section):
     """Fine-tuning VGG16's last block together with the top classifier."""
 
-    epochs: NonNegativeInt = 10  # 0: skip training (see README)
+    epochs: Annotated[int, Field(ge=0, le=MAX_EPOCHS)] = 10  # 0: skip training (see README)
     learning_rate: PositiveFloat = 1e-4
     momentum: Annotated[float, Field(ge=0, lt=1)] = 0.9
     trainable_from: str = "block5_conv1"  # layers from here on are trained
-    patience: NonNegativeInt = 3
+    patience: Patience = 3
     mixed_precision: MixedPrecision = False
 
 
@@ -223,13 +278,13 @@ class EvaluateParams(Section):
     clip: Annotated[float, Field(gt=0, lt=0.5)] = 0.005  # P(dog) clipped to [clip, 1 - clip]
     threshold: Annotated[float, Field(gt=0, lt=1)] = 0.5
     tta: bool = False  # average P(dog) over each photo and its mirror image (evaluate, submission, predict)
-    worst_images: PositiveInt = 16
+    worst_images: Annotated[int, Field(gt=0, le=MAX_WORST_IMAGES)] = 16
 
 
 class Params(BaseModel):
     """The whole params.yaml."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 
     common: CommonParams = CommonParams()
     paths: PathsParams = PathsParams()
@@ -242,11 +297,65 @@ class Params(BaseModel):
     evaluate: EvaluateParams = EvaluateParams()
 
 
+_BOUND_WORDS = {annotated_types.Ge: "at least", annotated_types.Gt: "more than",
+                annotated_types.Le: "at most", annotated_types.Lt: "less than"}
+
+
+def _constraints(annotation) -> tuple[object, list]:
+    """The type inside ``Annotated[...]`` / ``X | None`` and the constraint objects on the way."""
+    found: list = []
+    while True:
+        origin = get_origin(annotation)
+        if origin is Annotated:
+            annotation, *extras = get_args(annotation)
+            for extra in extras:
+                found.extend(extra.metadata if isinstance(extra, FieldInfo) else [extra])
+        elif origin in (Union, types.UnionType):
+            options = [arg for arg in get_args(annotation) if arg is not type(None)]
+            if len(options) != 1:
+                return annotation, found
+            annotation = options[0]
+        else:
+            return annotation, found
+
+
+def allowed_range(location: tuple) -> str | None:
+    """The whole allowed range of the number at ``location`` (a pydantic error's loc), in words."""
+    annotation, constraints = Params, []
+    for part in location:
+        if isinstance(part, int):  # an item of a list
+            if get_origin(annotation) is not list:
+                return None
+            annotation, constraints = _constraints(get_args(annotation)[0])
+        elif isinstance(annotation, type) and issubclass(annotation, BaseModel) and part in annotation.model_fields:
+            field = annotation.model_fields[part]
+            annotation, constraints = _constraints(field.annotation)
+            constraints = [*field.metadata, *constraints]
+        else:
+            return None
+    words = []
+    for item in constraints:
+        if type(item) not in _BOUND_WORDS:
+            continue
+        value = next(getattr(item, name) for name in ("ge", "gt", "le", "lt") if hasattr(item, name))
+        if annotation is int and isinstance(item, annotated_types.Gt):
+            words.append(f"at least {value + 1}")  # "more than 0" for a whole number reads better as this
+        elif annotation is int and isinstance(item, annotated_types.Lt):
+            words.append(f"at most {value - 1}")
+        else:
+            words.append(f"{_BOUND_WORDS[type(item)]} {value}")
+    return " and ".join(words) or None
+
+
 def _describe(error: dict) -> str:
     """One line per pydantic error: the dotted key, then what is wrong and allowed."""
     key = ".".join(str(part) for part in error["loc"]) or "params"
     message = error["msg"]
-    if error["type"] == "extra_forbidden":
+    bound = error["type"] in ("greater_than", "greater_than_equal", "less_than", "less_than_equal")
+    allowed = allowed_range(tuple(error["loc"])) if bound else None
+    if allowed:
+        message = f"got {error.get('input')!r}; allowed: {allowed}"
+    elif error["type"] == "extra_forbidden":
         message = "unknown key (check the spelling; see params.yaml in the repository for the keys)"
     elif error["type"] == "literal_error":
         allowed = error.get("ctx", {}).get("expected", "")

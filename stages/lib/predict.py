@@ -4,12 +4,13 @@ Used by the evaluate and submission stages and by ``catsdogs predict``. Every
 model answers P(dog) for raw RGB [0, 255] images: ``scratch`` and ``finetune``
 take pixels themselves; ``top`` takes VGG16 bottleneck features, so for images
 it is stacked on the same VGG16 base and preprocessing extract_features used.
+Files from outside the pipeline (the test set, the command's inputs) are untrusted:
+they pass the split's checks and normalisation first (:func:`read_untrusted_image`).
 """
 
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -139,26 +140,36 @@ def _as_probabilities(outputs, count: int) -> np.ndarray:
 
 
 def read_image(path: str | Path, image_size: int) -> np.ndarray:
-    """One image file as float32 RGB [0, 255] resized like the training data; ValueError if unreadable."""
+    """One known-good image file (the split's) as float32 RGB [0, 255] resized like the training data."""
     import tensorflow as tf
 
     from stages.lib.data import decode_and_resize
+    from stages.lib.images import tensorflow_message
+
+    try:
+        return decode_and_resize(str(path), image_size).numpy().astype(np.float32)
+    except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError, tf.errors.UnknownError) as error:
+        raise ValueError(f"not a readable image ({tensorflow_message(error)})") from None
+
+
+def read_untrusted_image(path: str | Path, image_size: int, max_pixels: int) -> np.ndarray:
+    """Any image file as float32 RGB [0, 255] resized like the training data; ``ValueError`` if unusable.
+
+    The file goes through the split's checks (:func:`stages.lib.images.prepare_image`:
+    accepted formats, ``max_pixels`` before any decode, a full decode, the same
+    normalisation, TensorFlow's decoder), so it is read exactly as a training image was.
+    """
+    from stages.lib.data import decode_rgb, resize_image
+    from stages.lib.images import prepare_image
 
     path = Path(path)
     if not path.is_file():
         raise ValueError("no such file")
-    try:
-        return decode_and_resize(str(path), image_size).numpy().astype(np.float32)
-    except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError, tf.errors.UnknownError) as error:
-        raise ValueError(f"not a readable image ({_tf_message(error)})") from None
-
-
-def _tf_message(error) -> str:
-    """TensorFlow's error text without its op and device decorations."""
-    message = str(getattr(error, "message", error)).splitlines()[0]
-    message = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", message)
-    message = re.sub(r"\s*\[Op:[^\]]*\].*$", "", message)
-    return message.strip()[:200]
+    check, normalized = prepare_image(path, 1, max_pixels)  # any size is worth a prediction
+    if not check.ok:
+        raise ValueError(f"{check.drop.replace('_', ' ')}: {check.detail}")
+    data = path.read_bytes() if normalized is None else normalized
+    return resize_image(decode_rgb(data), image_size).numpy().astype(np.float32)
 
 
 def expand_inputs(inputs: list[str | Path]) -> list[Path]:
@@ -173,9 +184,9 @@ def expand_inputs(inputs: list[str | Path]) -> list[Path]:
 
 
 def predict_files(
-    model, files: list[Path], image_size: int, batch_size: int, clip: float
+    model, files: list[Path], image_size: int, batch_size: int, clip: float, max_pixels: int
 ) -> list[ImagePrediction]:
-    """Clipped P(dog) for each file; unreadable files get an error and the rest still get predictions."""
+    """Clipped P(dog) for each file; unusable files (see :func:`read_untrusted_image`) get an error instead."""
     results: list[ImagePrediction | None] = [None] * len(files)
     chunk_size = batch_size * CHUNK_BATCHES
     start = 0
@@ -184,7 +195,7 @@ def predict_files(
         images, indices = [], []
         for index in chunk:
             try:
-                images.append(read_image(files[index], image_size))
+                images.append(read_untrusted_image(files[index], image_size, max_pixels))
                 indices.append(index)
             except ValueError as error:
                 results[index] = ImagePrediction(files[index], error=str(error))

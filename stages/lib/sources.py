@@ -8,11 +8,20 @@ by reason. Sources (``download.source``):
 - ``microsoft``: the public ``kagglecatsanddogs_5340.zip`` (PetImages/Cat|Dog/N.jpg).
 - ``url`` / ``archive``: a zip by http(s) URL or on disk, in any layout that
   :mod:`stages.lib.layouts` recognises (Kaggle folders, nested zips, Microsoft).
+  The URL is ``download.url``, or the value of the environment variable that
+  ``download.url_env`` names (for a signed URL, whose token must stay out of
+  params.yaml and dvc.lock).
 - ``dir``: a folder of Kaggle-named images. ``download.dir`` may be either the
   ``train/`` folder itself, or a folder holding ``train/``; the test set is the
   ``test/`` folder beside that ``train/`` folder, when there is one (as in an
   unpacked Kaggle download). Only files directly in those folders are read.
 - ``synthetic``: generated images (offline), seeded by ``common.seed``.
+
+One extraction :class:`~stages.lib.extract.Budget` covers every archive a run
+opens, nested ones included. Credentials never reach the output: the Kaggle
+client's verbose mode (``VERBOSE=1``, which prints each request's Authorization
+header) is switched off for our client, and whatever the client prints passes
+through :func:`stages.lib.http.redact`, as do the HTTP libraries' debug logs.
 """
 
 from __future__ import annotations
@@ -20,7 +29,10 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
+import re
 import shutil
+import sys
 import tempfile
 from collections import Counter
 from dataclasses import dataclass
@@ -30,14 +42,21 @@ from urllib.parse import urlsplit
 import requests
 
 from stages.lib import layouts
-from stages.lib.extract import Limits, extract_members, list_members, verify_zip
-from stages.lib.http import download_file
+from stages.lib.extract import Budget, Limits, extract_members, list_members, verify_zip
+from stages.lib.http import RedactingStream, display_url, download_file, redact_library_logs
 from stages.lib.labels import canonical_test_name, canonical_train_name
 from stages.lib.synthetic import write_kaggle_test, write_kaggle_train
 
 logger = logging.getLogger(__name__)
 
 MAX_NESTING = 2  # outer archive -> train.zip -> (a server-side wrapper) is as deep as Kaggle goes
+DEFAULT_DOWNLOAD_NAME = "download.zip"
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+# The Kaggle client's command-line flags that make it print every request, headers included.
+KAGGLE_VERBOSE_FLAGS = ("--verbose", "-v")
+KAGGLE_LOGGERS = (
+    "kaggle", "kaggle.api.kaggle_api_extended", "kagglesdk", "kagglesdk.kaggle_env", "kagglesdk.kaggle_oauth",
+)
 ALTERNATIVES = "microsoft (public mirror, no account), url, archive, dir or synthetic"
 MISSING_CREDENTIALS = (
     "Kaggle credentials not found (or not accepted). Create an API token at "
@@ -56,8 +75,8 @@ class Outputs:
     test: Path
 
 
-def import_zip(archive: Path, outputs: Outputs, scratch: Path, limits, depth: int = 0) -> Counter:
-    """Normalise one zip (any recognised layout) into the outputs; nested zips are opened in turn."""
+def import_zip(archive: Path, outputs: Outputs, scratch: Path, budget: Budget, depth: int = 0) -> Counter:
+    """Normalise one zip (any recognised layout) into the outputs; nested zips are opened in turn (same budget)."""
     members = list_members(archive)
     plan = layouts.plan_members(((m.filename, m.file_size) for m in members), source=archive.name)
     relative_train = outputs.train.relative_to(outputs.root)
@@ -70,15 +89,15 @@ def import_zip(archive: Path, outputs: Outputs, scratch: Path, limits, depth: in
             "extracting %s: %s layout, %d train and %d test images of %d members",
             archive.name, "/".join(sorted(plan.layouts)), len(plan.train), len(plan.test), len(members),
         )
-        extract_members(archive, outputs.root, moves, limits)
+        extract_members(archive, outputs.root, moves, budget)
     for member in plan.nested:
         if depth >= MAX_NESTING:
             raise ValueError(f"{archive.name}: archives nested deeper than {MAX_NESTING} levels are refused")
         logger.info("opening nested archive %s in %s", member, archive.name)
         inner_dir = Path(tempfile.mkdtemp(prefix="nested-", dir=scratch))
         inner = inner_dir / Path(member).name
-        extract_members(archive, inner_dir, {member: Path(member).name}, limits)
-        skipped += import_zip(inner, outputs, scratch, limits, depth + 1)
+        extract_members(archive, inner_dir, {member: Path(member).name}, budget)
+        skipped += import_zip(inner, outputs, scratch, budget, depth + 1)
         shutil.rmtree(inner_dir)
     return skipped
 
@@ -90,27 +109,55 @@ def _require_train(outputs: Outputs, where: str) -> None:
         raise ValueError(f"{where} holds no train images (cat.N.jpg / dog.N.jpg)")
 
 
-def _download_name(url: str) -> str:
-    """A safe local file name for a URL's download."""
-    name = Path(urlsplit(url).path).name
-    return name if name and all(c.isalnum() or c in "._-" for c in name) else "download.zip"
+def download_name(url: str) -> str:
+    """A safe local file name for a URL's download: its last path part if plain (``x.zip``), else download.zip.
+
+    Plain means a letter or digit first, then letters, digits, ``.``, ``_``, ``-``:
+    never ``..``, a hidden name, a separator or a percent-escape.
+    """
+    name = urlsplit(url).path.rsplit("/", 1)[-1]
+    return name if _SAFE_NAME.match(name) else DEFAULT_DOWNLOAD_NAME
 
 
-def from_url(url: str, outputs: Outputs, scratch: Path, *, limits: Limits, retries: int, timeout_s: float) -> Counter:
-    """Download a zip (resumed, retried, verified), then normalise it."""
-    archive = download_file(url, scratch / _download_name(url), retries=retries, timeout_s=timeout_s, verify=verify_zip)
-    skipped = import_zip(archive, outputs, scratch, limits)
+def resolve_url(url: str, url_env: str) -> str:
+    """The URL to download: ``download.url``, or the value of the environment variable ``download.url_env`` names."""
+    if not url_env:
+        if urlsplit(url).query:
+            logger.warning(
+                "download.url has a query string: it is recorded in params.yaml and dvc.lock. For a signed URL, "
+                "put it in an environment variable and name that variable in download.url_env instead"
+            )
+        return url
+    value = os.environ.get(url_env, "").strip()
+    if not value:
+        raise ValueError(
+            f"download.url_env names the environment variable {url_env}, but it is not set (or empty): "
+            f"export {url_env}=<the URL of the zip>"
+        )
+    return value
+
+
+def from_url(
+    url: str, outputs: Outputs, scratch: Path, *, budget: Budget, retries: int, timeout_s: float
+) -> Counter:
+    """Download a zip (resumed, retried, limits then CRCs verified), then normalise it."""
+    archive = download_file(
+        url, scratch / download_name(url), retries=retries, timeout_s=timeout_s,
+        max_bytes=budget.limits.max_total_bytes, verify=lambda path: verify_zip(path, budget.limits),
+    )
+    logger.info("verified %s", display_url(url))
+    skipped = import_zip(archive, outputs, scratch, budget)
     archive.unlink()
     _require_train(outputs, "the downloaded archive")
     return skipped
 
 
-def from_archive(path: str | Path, outputs: Outputs, scratch: Path, *, limits: Limits) -> Counter:
+def from_archive(path: str | Path, outputs: Outputs, scratch: Path, *, budget: Budget) -> Counter:
     """Normalise a zip already on disk."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise ValueError(f"download.archive not found: {path}")
-    skipped = import_zip(path, outputs, scratch, limits)
+    skipped = import_zip(path, outputs, scratch, budget)
     _require_train(outputs, str(path))
     return skipped
 
@@ -162,13 +209,27 @@ def from_synthetic(outputs: Outputs, *, count: int, size: int, test_count: int, 
     return Counter()
 
 
+@contextlib.contextmanager
+def _redacted_client_output():
+    """Pass what the Kaggle client prints (progress, retries, errors quoting signed URLs) through ``redact``."""
+    redact_library_logs(*KAGGLE_LOGGERS)
+    stdout, stderr = RedactingStream(sys.stdout), RedactingStream(sys.stderr)
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        yield
+
+
 def kaggle_api():
     """An authenticated ``KaggleApi`` (imported lazily: ``import kaggle`` authenticates at import time)."""
+    redact_library_logs(*KAGGLE_LOGGERS)
     # The client prints its own help to stdout when it finds no credentials; ours is clearer.
     with contextlib.redirect_stdout(io.StringIO()):
         from kaggle.api.kaggle_api_extended import KaggleApi
 
         api = KaggleApi()
+        # VERBOSE=1 in the environment (read when the client is imported) adds --verbose to the
+        # client's flags, and a verbose client prints every request with its Authorization header:
+        # our client never runs verbose, whatever the environment says.
+        api.args = [flag for flag in KaggleApi.args if flag not in KAGGLE_VERBOSE_FLAGS]
         try:
             api.authenticate()
         except SystemExit:
@@ -203,9 +264,15 @@ def _kaggle_file(api, competition: str, file_name: str, folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     logger.info("downloading %s from Kaggle competition %s", file_name, competition)
     try:
-        api.competition_download_file(competition, file_name, path=str(folder), force=True, quiet=False)
+        with _redacted_client_output():
+            api.competition_download_file(competition, file_name, path=str(folder), force=True, quiet=False)
     except requests.HTTPError as error:
         raise _kaggle_error(error, competition, file_name) from None
+    except requests.RequestException as error:
+        # The library's text quotes the signed download URL: name the failure, not the URL.
+        raise ValueError(
+            f"Kaggle download of {competition}/{file_name} failed: {error.__class__.__name__} (network trouble?)"
+        ) from None
     # The client names the file after the download URL: large files arrive wrapped as NAME.zip.
     arrived = [path for path in folder.iterdir() if path.is_file() and not path.name.startswith(".")]
     if len(arrived) != 1:
@@ -214,7 +281,7 @@ def _kaggle_file(api, competition: str, file_name: str, folder: Path) -> Path:
     return arrived[0]
 
 
-def from_kaggle(outputs: Outputs, scratch: Path, *, competition: str, kaggle_files: dict, limits: Limits) -> Counter:
+def from_kaggle(outputs: Outputs, scratch: Path, *, competition: str, kaggle_files: dict, budget: Budget) -> Counter:
     """Download the competition's train (and test) archives with the Kaggle client and normalise them."""
     api = kaggle_api()
     skipped = Counter()
@@ -223,10 +290,10 @@ def from_kaggle(outputs: Outputs, scratch: Path, *, competition: str, kaggle_fil
         if not file_name:
             continue
         archive = _kaggle_file(api, competition, file_name, scratch / f"kaggle-{role}")
-        verify_zip(archive)
+        verify_zip(archive, budget.limits)
         folder = outputs.train if role == "train" else outputs.test
         before = len(list(folder.glob("*.jpg"))) if folder.is_dir() else 0
-        skipped += import_zip(archive, outputs, scratch, limits)
+        skipped += import_zip(archive, outputs, scratch, budget)
         if (len(list(folder.glob("*.jpg"))) if folder.is_dir() else 0) == before:
             raise ValueError(f"Kaggle's {file_name} holds no {role} images in a recognised layout")
         archive.unlink()
@@ -235,18 +302,18 @@ def from_kaggle(outputs: Outputs, scratch: Path, *, competition: str, kaggle_fil
 
 def fetch(
     outputs: Outputs, scratch: Path, *, source: str, seed: int, competition: str, kaggle_files: dict,
-    microsoft_url: str, url: str, archive: str, dir: str, synthetic: dict, limits: dict, retries: int,
-    timeout_s: float,
+    microsoft_url: str, url: str, url_env: str, archive: str, dir: str, synthetic: dict, limits: dict,
+    retries: int, timeout_s: float,
 ) -> Counter:
     """Fill ``outputs`` from ``source`` (the download params' values); return skipped counts by reason."""
-    limits = Limits(**limits)
+    budget = Budget(Limits(**limits))  # one budget for every archive this run extracts
     if source == "kaggle":
-        return from_kaggle(outputs, scratch, competition=competition, kaggle_files=kaggle_files, limits=limits)
+        return from_kaggle(outputs, scratch, competition=competition, kaggle_files=kaggle_files, budget=budget)
     if source in ("microsoft", "url"):
-        address = microsoft_url if source == "microsoft" else url
-        return from_url(address, outputs, scratch, limits=limits, retries=retries, timeout_s=timeout_s)
+        address = microsoft_url if source == "microsoft" else resolve_url(url, url_env)
+        return from_url(address, outputs, scratch, budget=budget, retries=retries, timeout_s=timeout_s)
     if source == "archive":
-        return from_archive(archive, outputs, scratch, limits=limits)
+        return from_archive(archive, outputs, scratch, budget=budget)
     if source == "dir":
         return from_dir(dir, outputs)
     if source == "synthetic":
