@@ -66,10 +66,11 @@ def prepared_split(scratch: Path, train_set: str, seed: int, timeout_s: float) -
     return workspace
 
 
-def score_unseen(workspace: Path, params_file: Path, model: Path, timeout_s: float) -> dict:
-    """Accuracy and log loss of ``catsdogs predict`` on every kaggle-medium photo."""
+def score_unseen(workspace: Path, params_file: Path, model: Path, timeout_s: float, tta: bool) -> dict:
+    """Accuracy and log loss of ``catsdogs predict`` (with ``--tta`` or ``--no-tta``) on every kaggle-medium photo."""
+    flag = "--tta" if tta else "--no-tta"
     result = run_module("stages.cli", ["predict", str(UNSEEN), "--model", str(model), "--params", str(params_file),
-                                       "--format", "csv"], workspace, timeout_s)
+                                       "--format", "csv", flag], workspace, timeout_s)
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     correct, loss = 0, 0.0
     for row in rows:
@@ -77,8 +78,9 @@ def score_unseen(workspace: Path, params_file: Path, model: Path, timeout_s: flo
         probability = float(row["p_dog"])
         correct += int((probability >= 0.5) == bool(actual))
         loss -= math.log(probability if actual else 1 - probability)
-    return {"unseen_images": len(rows), "unseen_accuracy": round(correct / len(rows), 4),
-            "unseen_log_loss": round(loss / len(rows), 4)}
+    suffix = "_tta" if tta else ""
+    return {"unseen_images": len(rows), f"unseen_accuracy{suffix}": round(correct / len(rows), 4),
+            f"unseen_log_loss{suffix}": round(loss / len(rows), 4)}
 
 
 def run_one(scratch: Path, train_set: str, recipe: str, seed: int, overrides: list[str], timeout_s: float) -> dict:
@@ -106,7 +108,8 @@ def run_one(scratch: Path, train_set: str, recipe: str, seed: int, overrides: li
         "images_per_second": metrics["images_per_second"], "at_chance": metrics.get("at_chance"),
     }
     if train_set == "sample":
-        result |= score_unseen(workspace, params_file, workspace / "runs" / name / "scratch.keras", timeout_s)
+        for tta in (False, True):
+            result |= score_unseen(workspace, params_file, workspace / "runs" / name / "scratch.keras", timeout_s, tta)
     return result
 
 

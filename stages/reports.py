@@ -59,15 +59,20 @@ def read_history(path: str | Path, produced_by: str) -> pd.DataFrame:
     return pd.read_csv(path)
 
 
-def history_figures(histories: dict[str, pd.DataFrame], output_dir: Path) -> list[Path]:
-    """``<model>_loss.png`` and ``<model>_accuracy.png`` for each history that has epochs."""
+def history_figures(histories: dict[str, pd.DataFrame], output_dir: Path, recipes: dict[str, str] | None = None) -> list[Path]:
+    """``<model>_loss.png`` and ``<model>_accuracy.png`` for each history that has epochs.
+
+    ``recipes`` names the recipe that trained a model (train_scratch's), shown in its titles.
+    """
     written = []
     for name, history in histories.items():
         if history.empty:
             logger.info("%s: no epochs in its history (skipped stage): no curves", name)
             continue
         for metric in ("loss", "accuracy"):
-            title = f"{HISTORY_TITLES.get(name, name)}: training vs validation {metric}"
+            recipe = (recipes or {}).get(name)
+            model = HISTORY_TITLES.get(name, name) + (f" ({recipe} recipe)" if recipe else "")
+            title = f"{model}: training vs validation {metric}"
             written.append(plotting.save_figure(plotting.history_figure(history, metric, title), output_dir / f"{name}_{metric}.png"))
     return written
 
@@ -189,19 +194,20 @@ def build_reports(
     evaluate_dir = Path(evaluate_dir)
     metrics = ordered_models(read_json(evaluate_dir / METRICS_FILE, "evaluate"))
     table = pd.read_csv(evaluate_dir / PREDICTIONS_FILE)
-    validation_dir = Path(validation_dir)
-    figures_dir = Path(figures_dir)
-    with atomic_path(figures_dir) as temporary:
-        temporary.mkdir(parents=True)
-        written = history_figures(histories, temporary)
-        written += evaluation_figures(evaluate_dir, metrics, table, temporary)
-        written.append(gallery_figure_file(table, validation_dir, best_model(metrics), worst_images, temporary))
-        written += convolution_figures(first_validation_dog(validation_dir), Path(scratch_model), image_size, temporary)
-    figures = [figures_dir / path.name for path in written]
     training = {}
     for name, folder in training_reports.items():
         report = Path(folder) / METRICS_FILE
         training[name] = json.loads(report.read_text(encoding="utf-8")) if report.is_file() else {}
+    recipes = {name: run["recipe"] for name, run in training.items() if run.get("recipe")}
+    validation_dir = Path(validation_dir)
+    figures_dir = Path(figures_dir)
+    with atomic_path(figures_dir) as temporary:
+        temporary.mkdir(parents=True)
+        written = history_figures(histories, temporary, recipes)
+        written += evaluation_figures(evaluate_dir, metrics, table, temporary)
+        written.append(gallery_figure_file(table, validation_dir, best_model(metrics), worst_images, temporary))
+        written += convolution_figures(first_validation_dog(validation_dir), Path(scratch_model), image_size, temporary)
+    figures = [figures_dir / path.name for path in written]
     summary_dir = Path(summary).parent
     links = [Path(os.path.relpath(path, summary_dir)).as_posix() for path in figures]
     text = render_summary(

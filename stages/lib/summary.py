@@ -49,6 +49,8 @@ def model_table(metrics: dict, training: dict[str, dict]) -> list[str]:
         run = training.get(name, {})
         if run.get("skipped"):
             title = "VGG16 + top classifier on images (fine-tuning skipped: finetune.epochs 0)"
+        if run.get("recipe"):
+            title += f" ({run['recipe']} recipe)"
         tutorial = TUTORIAL_ACCURACY.get(name)
         precision, recall = values["precision"], values["recall"]
         lines.append(
@@ -57,6 +59,20 @@ def model_table(metrics: dict, training: dict[str, dict]) -> list[str]:
             f"| {_number(precision['cat'], 3)} / {_number(precision['dog'], 3)} "
             f"| {_number(recall['cat'], 3)} / {_number(recall['dog'], 3)} | {run.get('epochs_run', 'n/a')} |"
         )
+    return lines
+
+
+def chance_warnings(training: dict[str, dict]) -> list[str]:
+    """One bold warning line (and a blank line) per training stage whose run ended within noise of chance."""
+    lines = []
+    for name, run in training.items():
+        if run.get("at_chance"):
+            lines += [
+                f"**Warning: {MODEL_TITLES.get(name, name)} did not learn**: its best validation accuracy "
+                f"({_percent(run.get('best_val_accuracy'))}) is within noise of chance "
+                f"({_percent(run.get('chance_accuracy'))}); see the stage's log for the likely causes.",
+                "",
+            ]
     return lines
 
 
@@ -98,6 +114,7 @@ def render_summary(
         "",
         *model_table(metrics, training),
         "",
+        *chance_warnings(training),
         f"Best model by validation log loss: **{MODEL_TITLES.get(best, best)}** (`{best}`); "
         "the submission stage uses it.",
         "",
