@@ -98,7 +98,9 @@ def format_results(results, threshold: float, output_format: str) -> str:
 
 def predict_command(arguments) -> int:
     """Run ``catsdogs predict``; returns the exit code."""
-    from stages.lib.predict import expand_inputs, load_prediction_model, model_image_size, predict_files
+    from stages.lib.io import METRICS_FILE
+    from stages.lib.metrics import temperature_in
+    from stages.lib.predict import ENSEMBLE, expand_inputs, load_prediction_model, model_image_size, predict_files
 
     params = load_settings(arguments.params)
     files = expand_inputs(arguments.inputs)
@@ -109,14 +111,17 @@ def predict_command(arguments) -> int:
         raise ValueError("--batch-size must be at least 1")
     common, features = params.common, params.extract_features
     tta = params.evaluate.tta if arguments.tta is None else arguments.tta
+    name = resolve_model_name(arguments.model, params)
     model = load_prediction_model(
-        resolve_model_name(arguments.model, params), params.paths.model_files(), tta=tta,
-        image_size=common.image_size, weights=features.weights, preprocessing=features.preprocessing,
-        seed=common.seed,
+        name, params.paths.model_files(), tta=tta, image_size=common.image_size, weights=features.weights,
+        preprocessing=features.preprocessing, seed=common.seed,
     )
+    temperature = 1.0  # a model given by its path has no calibration of its own
+    if params.evaluate.calibrate and (name in params.paths.model_files() or name == ENSEMBLE):
+        temperature = temperature_in(Path(params.paths.evaluate_reports) / METRICS_FILE, name)
     results = predict_files(
         model, files, model_image_size(model, common.image_size), batch_size, params.evaluate.clip,
-        params.split.max_pixels,
+        params.split.max_pixels, temperature,
     )
     failed = [result for result in results if result.error is not None]
     sys.stdout.write(format_results(results, params.evaluate.threshold, arguments.format))

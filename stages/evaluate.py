@@ -36,7 +36,13 @@ from stages.lib.io import (
     write_text,
 )
 from stages.lib.labels import CLASS_LABELS
-from stages.lib.metrics import classification_metrics, clip_probabilities, roc_points
+from stages.lib.metrics import (
+    classification_metrics,
+    clip_probabilities,
+    cross_fitted_log_loss,
+    fit_temperature,
+    roc_points,
+)
 from stages.lib.model_files import load_model
 from stages.lib.params import MODEL_NAMES, load_params
 from stages.lib.predict import (
@@ -129,11 +135,18 @@ def evaluate(
     if not probabilities:
         raise ValueError(f"no trained model found ({', '.join(MODEL_NAMES)}): run the training stages first")
     if len(raw) > 1:  # as the ensemble model computes it: the mean of the raw P(dog), then clipped
-        probabilities[ENSEMBLE] = clip_probabilities(np.mean(list(raw.values()), axis=0), clip)
+        raw[ENSEMBLE] = np.mean(list(raw.values()), axis=0)
+        probabilities[ENSEMBLE] = clip_probabilities(raw[ENSEMBLE], clip)
     metrics = {}
     roc = {}
     for name, values in probabilities.items():
-        metrics[name] = metrics_for_json(classification_metrics(labels, values, threshold))
+        scores = classification_metrics(labels, values, threshold)
+        # Calibration, reported honestly: the temperature fitted on every validation photo (what the
+        # submission and `catsdogs predict` apply when evaluate.calibrate is on) and the log loss that
+        # calibration gives on photos its temperature was not fitted on.
+        scores["temperature"] = fit_temperature(labels, raw[name], clip)
+        scores["calibrated_log_loss_cross_fitted"] = cross_fitted_log_loss(labels, raw[name], clip)
+        metrics[name] = metrics_for_json(scores)
         metrics[name]["tta"] = tta and name != "top"
         roc[name] = roc_points(labels, values)
         logger.info(

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from stages.lib.data import list_images
 from stages.lib.io import METRICS_FILE, write_text
-from stages.lib.metrics import best_model_in
+from stages.lib.metrics import best_model_in, temperature_in
 from stages.lib.params import load_params
 from stages.lib.predict import load_prediction_model, model_image_size, predict_files
 from stages.lib.runner import run_stage
@@ -61,7 +61,8 @@ def format_submission(rows: list[tuple[int, float]]) -> str:
 
 def predict_test_set(
     images: list[tuple[int, Path]], model_name: str, model_files: dict[str, Path], *, image_size: int,
-    batch_size: int, clip: float, tta: bool, max_pixels: int, weights: str, preprocessing: str, seed: int,
+    batch_size: int, clip: float, tta: bool, temperature: float, max_pixels: int, weights: str, preprocessing: str,
+    seed: int,
 ) -> tuple[list[tuple[int, float]], list[int]]:
     """(id, P(dog)) for each test image with the named model (or the ensemble), and the ids skipped (given 0.5)."""
     model = load_prediction_model(
@@ -69,7 +70,8 @@ def predict_test_set(
         seed=seed,
     )
     results = predict_files(
-        model, [path for _, path in images], model_image_size(model, image_size), batch_size, clip, max_pixels
+        model, [path for _, path in images], model_image_size(model, image_size), batch_size, clip, max_pixels,
+        temperature,
     )
     rows, skipped = [], []
     for (identifier, _), result in zip(images, results):
@@ -90,8 +92,8 @@ def predict_test_set(
 
 def make_submission(
     test_dir: str | Path, evaluate_dir: str | Path, model_files: dict[str, Path], submission: str | Path, *,
-    image_size: int, batch_size: int, clip: float, tta: bool, max_pixels: int, weights: str, preprocessing: str,
-    seed: int,
+    image_size: int, batch_size: int, clip: float, tta: bool, calibrate: bool, max_pixels: int, weights: str,
+    preprocessing: str, seed: int,
 ) -> tuple[int, list[int]]:
     """Write the ``submission`` CSV for the images in ``test_dir``; return the number of rows and the skipped ids."""
     images = list_test_images(test_dir)
@@ -100,10 +102,12 @@ def make_submission(
         write_text(submission, HEADER + "\n")
         return 0, []
     model_name = choose_model(Path(evaluate_dir) / METRICS_FILE)
-    logger.info("predicting %d test images with %s (best validation log loss)", len(images), model_name)
+    temperature = temperature_in(Path(evaluate_dir) / METRICS_FILE, model_name) if calibrate else 1.0
+    logger.info("predicting %d test images with %s (best validation log loss; calibration temperature %.3f)",
+                len(images), model_name, temperature)
     rows, skipped = predict_test_set(
         images, model_name, model_files, image_size=image_size, batch_size=batch_size, clip=clip, tta=tta,
-        max_pixels=max_pixels, weights=weights, preprocessing=preprocessing, seed=seed,
+        temperature=temperature, max_pixels=max_pixels, weights=weights, preprocessing=preprocessing, seed=seed,
     )
     write_text(submission, format_submission(rows))
     return len(rows), skipped
@@ -116,6 +120,7 @@ def main() -> None:
     count, skipped = make_submission(
         paths.raw_test, paths.evaluate_reports, paths.model_files(), paths.submission,
         image_size=common.image_size, batch_size=common.batch_size, clip=params.evaluate.clip, tta=params.evaluate.tta,
+        calibrate=params.evaluate.calibrate,
         max_pixels=params.split.max_pixels, weights=features.weights, preprocessing=features.preprocessing,
         seed=common.seed,
     )

@@ -113,3 +113,43 @@ def test_predict_command_with_the_ensemble_and_tta(workspace, monkeypatch, capsy
     image = read_image(workspace / "data/raw/test/2.jpg", IMAGE_SIZE)[np.newaxis]
     members = [mirror_mean(load_model(workspace / f"models/{name}.keras"), image)[0] for name in ("scratch", "finetune")]
     assert float(row["p_dog"]) == pytest.approx(float(np.clip(np.mean(members), 0.005, 0.995)), abs=1e-4)
+
+
+def test_temperature_calibration_fits_overconfidence_and_is_scored_on_held_out_photos():
+    from sklearn.metrics import log_loss
+
+    from stages.lib.metrics import apply_temperature, cross_fitted_log_loss, fit_temperature
+
+    rng = np.random.default_rng(0)
+    honest = rng.uniform(0.05, 0.95, 4000)  # calibrated: each photo is a dog with exactly this probability
+    labels = (rng.uniform(size=honest.size) < honest).astype(int)
+    overconfident = apply_temperature(honest, 1 / 3)  # the same ranking, three times the logit
+    np.testing.assert_allclose(apply_temperature(honest, 1.0), honest)
+    temperature = fit_temperature(labels, overconfident, 0.005)
+    assert temperature == pytest.approx(3.0, rel=0.25)
+    before = log_loss(labels, np.clip(overconfident, 0.005, 0.995))
+    held_out = cross_fitted_log_loss(labels, overconfident, 0.005)
+    assert held_out < before - 0.05
+    assert fit_temperature(np.ones(10, int), np.full(10, 0.9), 0.005) == 1.0  # one class: nothing to fit
+
+
+def test_evaluate_reports_temperatures_and_the_submission_applies_them_when_asked(workspace, monkeypatch):
+    from stages import evaluate, submission
+    from stages.lib.metrics import apply_temperature
+    from stages.lib.model_files import load_model
+    from stages.lib.predict import read_image
+
+    monkeypatch.chdir(workspace)
+    evaluate.main()
+    metrics = json.loads((workspace / "reports/evaluate/metrics.json").read_text())
+    for values in metrics.values():
+        assert values["temperature"] > 0 and values["calibrated_log_loss_cross_fitted"] > 0
+    metrics = {"scratch": {"log_loss": 0.3, "temperature": 2.5}, "finetune": {"log_loss": 0.6, "temperature": 1.0}}
+    (workspace / "reports/evaluate/metrics.json").write_text(json.dumps(metrics))
+    set_params(workspace, "evaluate", {"calibrate": True})
+    submission.main()
+    rows = pd.read_csv(workspace / "reports/submission.csv").set_index("id")
+    image = read_image(workspace / "data/raw/test/1.jpg", IMAGE_SIZE)[np.newaxis]
+    raw = load_model(workspace / "models/scratch.keras").predict(image, verbose=0)[0, 0]
+    assert rows.loc[1, "label"] == pytest.approx(float(np.clip(apply_temperature(raw, 2.5)[0], 0.005, 0.995)), abs=2e-6)
+    assert rows.loc[1, "label"] != pytest.approx(float(raw), abs=1e-3)

@@ -14,6 +14,8 @@ import numpy as np
 
 from stages.lib.labels import CLASS_LABELS
 
+TEMPERATURE_BOUNDS = (0.05, 20.0)
+
 
 def clip_probabilities(probabilities, clip: float) -> np.ndarray:
     """P(dog) as float64, clipped to ``[clip, 1 - clip]`` (``clip`` in (0, 0.5))."""
@@ -23,6 +25,47 @@ def clip_probabilities(probabilities, clip: float) -> np.ndarray:
     if not np.all(np.isfinite(values)):
         raise ValueError("predictions contain NaN or infinite values (a diverged model?)")
     return np.clip(values, clip, 1.0 - clip)
+
+
+def apply_temperature(probabilities, temperature: float) -> np.ndarray:
+    """P(dog) with its logit divided by ``temperature``: above 1 less confident, below 1 more; 1 unchanged."""
+    values = np.clip(np.asarray(probabilities, dtype=np.float64).reshape(-1), 1e-12, 1 - 1e-12)
+    if temperature == 1.0:
+        return values
+    return 1.0 / (1.0 + np.exp(-np.log(values / (1.0 - values)) / temperature))
+
+
+def fit_temperature(labels, probabilities, clip: float) -> float:
+    """The temperature that minimises the log loss of the clipped, rescaled P(dog) on these labels."""
+    from scipy.optimize import minimize_scalar
+    from sklearn.metrics import log_loss
+
+    labels, probabilities = _check_inputs(labels, probabilities)
+    if len(np.unique(labels)) < 2:
+        return 1.0
+
+    def loss(temperature: float) -> float:
+        return log_loss(labels, np.clip(apply_temperature(probabilities, temperature), clip, 1 - clip), labels=[0, 1])
+
+    return float(minimize_scalar(loss, bounds=TEMPERATURE_BOUNDS, method="bounded").x)
+
+
+def cross_fitted_log_loss(labels, probabilities, clip: float, folds: int = 2) -> float:
+    """Log loss of temperature-calibrated P(dog) on photos its temperature was not fitted on.
+
+    The photos are dealt into ``folds`` interleaved folds; each fold is scored with the
+    temperature fitted on the others. An honest estimate of what calibration gives on
+    new photos, which the log loss after fitting on all of them is not.
+    """
+    from sklearn.metrics import log_loss
+
+    labels, probabilities = _check_inputs(labels, probabilities)
+    calibrated = np.empty_like(probabilities)
+    for fold in range(folds):
+        held = np.arange(labels.size) % folds == fold
+        temperature = fit_temperature(labels[~held], probabilities[~held], clip)
+        calibrated[held] = apply_temperature(probabilities[held], temperature)
+    return float(log_loss(labels, np.clip(calibrated, clip, 1 - clip), labels=[0, 1]))
 
 
 def predicted_labels(probabilities, threshold: float) -> np.ndarray:
@@ -104,6 +147,16 @@ def best_model_in(metrics_file: str | Path, missing: str) -> str:
     if not metrics_file.is_file():
         raise ValueError(missing)
     return best_model(json.loads(metrics_file.read_text(encoding="utf-8")))
+
+
+def temperature_in(metrics_file: str | Path, model: str) -> float:
+    """The calibration temperature the evaluate stage fitted for ``model`` (1.0: none recorded)."""
+    metrics_file = Path(metrics_file)
+    if not metrics_file.is_file():
+        return 1.0
+    values = json.loads(metrics_file.read_text(encoding="utf-8")).get(model, {})
+    temperature = values.get("temperature") if isinstance(values, dict) else None
+    return float(temperature) if temperature else 1.0
 
 
 def best_model(metrics_by_model: dict[str, dict]) -> str:

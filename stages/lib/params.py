@@ -278,6 +278,7 @@ class EvaluateParams(Section):
     clip: Annotated[float, Field(gt=0, lt=0.5)] = 0.005  # P(dog) clipped to [clip, 1 - clip]
     threshold: Annotated[float, Field(gt=0, lt=1)] = 0.5
     tta: bool = False  # average P(dog) over each photo and its mirror image (evaluate, submission, predict)
+    calibrate: bool = False  # apply each model's fitted temperature in the submission and `catsdogs predict`
     worst_images: Annotated[int, Field(gt=0, le=MAX_WORST_IMAGES)] = 16
 
 

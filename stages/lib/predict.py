@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.lib.metrics import clip_probabilities
+from stages.lib.metrics import apply_temperature, clip_probabilities
 
 logger = logging.getLogger(__name__)
 
@@ -184,9 +184,11 @@ def expand_inputs(inputs: list[str | Path]) -> list[Path]:
 
 
 def predict_files(
-    model, files: list[Path], image_size: int, batch_size: int, clip: float, max_pixels: int
+    model, files: list[Path], image_size: int, batch_size: int, clip: float, max_pixels: int,
+    temperature: float = 1.0,
 ) -> list[ImagePrediction]:
-    """Clipped P(dog) for each file; unusable files (see :func:`read_untrusted_image`) get an error instead."""
+    """Clipped P(dog) for each file (calibrated by ``temperature`` first); unusable files
+    (see :func:`read_untrusted_image`) get an error instead."""
     results: list[ImagePrediction | None] = [None] * len(files)
     chunk_size = batch_size * CHUNK_BATCHES
     start = 0
@@ -200,7 +202,8 @@ def predict_files(
             except ValueError as error:
                 results[index] = ImagePrediction(files[index], error=str(error))
         if images:
-            probabilities = clip_probabilities(predict_array(model, np.stack(images), batch_size), clip)
+            raw = apply_temperature(predict_array(model, np.stack(images), batch_size), temperature)
+            probabilities = clip_probabilities(raw, clip)
             for index, probability in zip(indices, probabilities):
                 results[index] = ImagePrediction(files[index], probability=float(probability))
         start = chunk.stop
