@@ -236,7 +236,7 @@ def train_scratch(
         raise unreadable_error(broken) from error
     seconds = time.perf_counter() - started
 
-    summary = training.summarize_history(history)
+    summary = training.summarize_history(history, watched_from=stopping["start_from_epoch"])
     summary.update(
         training.timing_summary(seconds, len(train[0]), summary["epochs_run"]),
         train_count=len(train[0]),

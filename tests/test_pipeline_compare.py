@@ -117,4 +117,4 @@ def test_whole_pipeline_then_experiment_then_metrics_and_plots_diff(dvc_repo: Pa
     assert {row["field"] for row in confusion} == {
         "scratch_predicted", "top_predicted", "finetune_predicted", "ensemble_predicted"}
     assert {row["rev"] for row in confusion} == {baseline, "two-epochs-branch"}
-    assert len(confusion) == 2 * 3 * validation_count
+    assert len(confusion) == 2 * 4 * validation_count  # two revisions, four models

@@ -172,7 +172,8 @@ def test_early_stopping_ends_a_run_whose_validation_loss_stops_improving(tmp_pat
             files = sorted((tmp_path / "data" / split / source).glob(f"{source[:-1]}.*"))
             for path in rng.choice(files, size=len(files) // 2, replace=False):
                 shutil.move(path, tmp_path / "data" / split / target / path.name)
-    params = params_for(tmp_path, {"train_scratch": {"epochs": 20, "patience": 1, "learning_rate": 0.05, "cache": "none"}})
+    params = params_for(tmp_path, {"train_scratch": {
+        "epochs": 20, "patience": 1, "start_from_epoch": 0, "learning_rate": 0.05, "cache": "none"}})
     summary = train_scratch(**params)
     assert summary["epochs_run"] < 20
     assert summary["epochs_run"] == summary["best_epoch"] + 1  # stopped `patience` epochs after the best

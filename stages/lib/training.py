@@ -42,13 +42,20 @@ def history_rows(history: dict[str, list[float]]) -> list[dict[str, float]]:
     return rows
 
 
-def summarize_history(history: dict[str, list[float]]) -> dict[str, float | int]:
-    """Final and best validation figures: the metrics every training stage reports."""
+def summarize_history(history: dict[str, list[float]], *, watched_from: int = 0) -> dict[str, float | int]:
+    """Final and best validation figures: the metrics every training stage reports.
+
+    The best epoch is the one whose weights early stopping keeps, chosen as
+    ``keras.callbacks.EarlyStopping(start_from_epoch=watched_from)`` chooses it: the first
+    lowest val_loss among epochs ``watched_from`` (0-based) and later, or the last epoch
+    when training ended before any epoch was watched (nothing was restored).
+    """
     val_loss = [float(v) for v in history.get("val_loss", [])]
     val_accuracy = [float(v) for v in history.get("val_accuracy", [])]
     if not val_loss:
         raise ValueError("the training history has no validation loss")
-    best = min(range(len(val_loss)), key=lambda i: (val_loss[i], i))
+    watched = range(watched_from, len(val_loss)) if len(val_loss) > watched_from else [len(val_loss) - 1]
+    best = min(watched, key=lambda i: (val_loss[i], i))
     return {
         "epochs_run": len(val_loss),
         "best_epoch": best + 1,
