@@ -24,10 +24,18 @@ ROC_FOLDER = "roc"
 METRIC_DECIMALS = 6
 
 
+def temporary_prefix(target: str | Path) -> str:
+    """The name prefix of this process's temporaries for ``target``: ``.<name>.<pid>.``.
+
+    The pid tells a later run whether the maker is gone (:mod:`stages.lib.debris`).
+    """
+    return f".{Path(target).name}.{os.getpid()}."
+
+
 def _temporary_sibling(target: Path, suffix: str = "") -> Path:
     """A fresh, unused path in the target's folder (same file system as the target)."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".tmp{suffix}", dir=target.parent)
+    handle, name = tempfile.mkstemp(prefix=temporary_prefix(target), suffix=f".tmp{suffix}", dir=target.parent)
     os.close(handle)
     os.unlink(name)
     return Path(name)
