@@ -93,6 +93,7 @@ class PathsParams(Section):
     figures: str = "reports/figures"
     summary: str = "reports/summary.md"
     submission: str = "reports/submission.csv"
+    backups: str = ".backups"  # training state for resuming a killed run (not an output; git ignores it)
 
     @model_validator(mode="after")
     def _paths_stay_apart_inside_the_repository(self) -> "PathsParams":
@@ -111,7 +112,8 @@ RESERVED_FOLDERS = (".git", ".dvc")
 
 
 def normalized_path(key: str, value: str) -> PurePosixPath:
-    """``value`` as a clean relative path; ``ValueError`` naming ``paths.<key>`` unless it stays inside the repository."""
+    """``value`` as a clean relative path; ``ValueError`` naming ``paths.<key>`` unless it stays inside
+    the repository."""
     where = f"paths.{key} ({value!r})"
     if PurePosixPath(value).is_absolute() or PureWindowsPath(value).is_absolute() or PureWindowsPath(value).drive:
         raise ValueError(f"{where} is absolute: give a path relative to the repository root")
