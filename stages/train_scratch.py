@@ -31,7 +31,7 @@ from stages.lib.model_files import save_model
 from stages.lib.params import load_params
 from stages.lib.precision import set_mixed_precision
 from stages.lib.progress import training_estimate_callback
-from stages.lib.resume import backup_callback, resume_backup
+from stages.lib.resume import fit_resumable, resume_backup
 from stages.lib.scratch_model import (
     build_modern_cnn,
     build_scratch_cnn,
@@ -125,20 +125,12 @@ def fit(
         monitor="val_loss", patience=patience, start_from_epoch=start_from_epoch,
         restore_best_weights=restore_best_weights, verbose=1,
     )
-    callbacks = [early_stopping, training_estimate_callback(logger, "training", epochs, None)]
-    resumed = None
-    if backup is not None:
-        resumed = backup_callback(backup, early_stopping)  # after early stopping: restores its state
-        callbacks.append(resumed)
-    initial_epoch = 0 if resumed is None else (epochs if resumed.stopped else resumed.resumed_from_epoch)
-    history = model.fit(
-        train_dataset, validation_data=validation_dataset, epochs=epochs, initial_epoch=initial_epoch,
-        callbacks=callbacks, verbose=training.fit_verbosity(),
+    return fit_resumable(
+        model, backup, early_stopping, epochs=epochs,
+        callbacks=[training_estimate_callback(logger, "training", epochs, None)],
+        x=train_dataset, validation_data=validation_dataset, verbose=training.fit_verbosity(),
         shuffle=False,  # the tf.data pipeline shuffles (seeded); fit cannot shuffle a dataset
     )
-    if resumed is None:
-        return history.history, 0
-    return resumed.history, resumed.resumed_from_epoch
 
 
 # train_scratch's arguments that do not change what it computes (the rest key a resume backup).

@@ -1,4 +1,5 @@
-"""A killed train_scratch resumes from its last finished epoch; a change of params, data or code never does."""
+"""A killed train_scratch or finetune resumes from its last finished epoch; a change of params, data or code
+never does."""
 
 from __future__ import annotations
 
@@ -39,61 +40,88 @@ def workspace(root: Path) -> Path:
     return root
 
 
-def train(root: Path) -> subprocess.CompletedProcess:
+def run_stage(root: Path, stage: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "stages.train_scratch"], cwd=root, env=ENV, capture_output=True, text=True,
+        [sys.executable, "-m", f"stages.{stage}"], cwd=root, env=ENV, capture_output=True, text=True,
         timeout=600,
     )
 
 
-def snapshots(root: Path) -> list[Path]:
-    return sorted((root / ".backups").glob("train_scratch-*/epoch-*"))
+def snapshots(root: Path, stage: str) -> list[Path]:
+    return sorted((root / ".backups").glob(f"{stage}-*/epoch-*"))
 
 
-@pytest.mark.slow
-def test_a_killed_run_resumes_from_its_last_epoch(tmp_path: Path) -> None:
-    root = workspace(tmp_path)
+def kill_after_epoch(root: Path, stage: str, epochs_done: int) -> int:
+    """Run the stage, SIGKILL it once its backup holds ``epochs_done`` epochs; return the epochs it holds."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "stages.train_scratch"], cwd=root, env=ENV, stdout=subprocess.DEVNULL,
+        [sys.executable, "-m", f"stages.{stage}"], cwd=root, env=ENV, stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE, text=True,
     )
     deadline = time.monotonic() + 600
     try:
-        while not any(path.name >= f"epoch-{KILL_AFTER:04d}" for path in snapshots(root)):
+        while not any(path.name >= f"epoch-{epochs_done:04d}" for path in snapshots(root, stage)):
             assert process.poll() is None, process.stderr.read()
-            assert time.monotonic() < deadline, "no backup after epoch 2"
+            assert time.monotonic() < deadline, f"no backup after epoch {epochs_done}"
             time.sleep(0.02)
     finally:
         process.send_signal(signal.SIGKILL)
         process.communicate(timeout=60)
-    done = int(snapshots(root)[-1].name.split("-")[1])
-    print(f"killed after epoch {done}")
-    assert KILL_AFTER <= done < EPOCHS
-    assert not (root / "models/scratch.keras").exists()
+    done = int(snapshots(root, stage)[-1].name.split("-")[1])
+    print(f"{stage} killed after epoch {done}")
+    return done
 
-    result = train(root)
+
+def check_resumed(root: Path, stage: str, reports: str, model_file: str, done: int, epochs: int) -> None:
+    """Rerun the killed stage: it resumes after ``done`` epochs, lists each epoch once, writes a valid model."""
+    result = run_stage(root, stage)
     assert result.returncode == 0, result.stderr
-    assert f"resuming from .backups/train_scratch-" in result.stderr and f"{done} epoch(s) done" in result.stderr
-    metrics = json.loads((root / "reports/scratch/metrics.json").read_text())
+    assert f"resuming from .backups/{stage}-" in result.stderr and f"{done} epoch(s) done" in result.stderr
+    metrics = json.loads((root / reports / "metrics.json").read_text())
     assert metrics["resumed_from_epoch"] == done
-    assert metrics["epochs_run"] == EPOCHS
-    with open(root / "reports/scratch/history.csv") as file:
+    assert metrics["epochs_run"] == epochs
+    with open(root / reports / "history.csv") as file:
         rows = list(csv.DictReader(file))
-    assert [int(row["epoch"]) for row in rows] == list(range(1, EPOCHS + 1))  # each epoch once
+    assert [int(row["epoch"]) for row in rows] == list(range(1, epochs + 1))  # each epoch once
     assert all(np.isfinite(float(row["val_loss"])) for row in rows)
-    assert 1 <= metrics["best_epoch"] <= EPOCHS and 0 <= metrics["best_val_accuracy"] <= 1
+    assert 1 <= metrics["best_epoch"] <= epochs and 0 <= metrics["best_val_accuracy"] <= 1
     assert not (root / ".backups").exists()  # removed once the outputs are written
 
     from stages.lib.model_files import load_model
 
-    model = load_model(root / "models/scratch.keras")
+    model = load_model(root / model_file)
     images = np.zeros((2, SIZE, SIZE, 3), dtype="float32")
     assert np.isfinite(model.predict(images, verbose=0)).all()
 
-    again = train(root)  # nothing to resume from: a fresh run says so
+
+@pytest.mark.slow
+def test_a_killed_train_scratch_resumes_from_its_last_epoch(tmp_path: Path) -> None:
+    root = workspace(tmp_path)
+    done = kill_after_epoch(root, "train_scratch", KILL_AFTER)
+    assert KILL_AFTER <= done < EPOCHS
+    assert not (root / "models/scratch.keras").exists()
+    check_resumed(root, "train_scratch", "reports/scratch", "models/scratch.keras", done, EPOCHS)
+
+    again = run_stage(root, "train_scratch")  # nothing to resume from: a fresh run says so
     assert again.returncode == 0, again.stderr
     assert "resuming" not in again.stderr
     assert json.loads((root / "reports/scratch/metrics.json").read_text())["resumed_from_epoch"] == 0
+
+
+@pytest.mark.slow
+def test_a_killed_finetune_resumes_from_its_last_epoch(tmp_path: Path) -> None:
+    root = workspace(tmp_path)
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["common"].update(image_size=SIZE, batch_size=8)
+    params["extract_features"]["weights"] = "none"
+    params["train_top"].update(epochs=2, batch_size=8, units=[8], dropouts=[0.2])
+    params["finetune"].update(epochs=4, patience=50)
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    for stage in ("extract_features", "train_top"):
+        result = run_stage(root, stage)
+        assert result.returncode == 0, result.stderr
+    done = kill_after_epoch(root, "finetune", 1)
+    assert 1 <= done < 4
+    check_resumed(root, "finetune", "reports/finetune", "models/finetune.keras", done, 4)
 
 
 def test_a_change_of_params_data_or_code_never_resumes_a_stale_backup(tmp_path: Path, monkeypatch) -> None:

@@ -41,7 +41,8 @@ def _hash_files(digest, root: Path, files) -> None:
 
 
 def backup_key(stage: str, params: dict, data: list[str | Path]) -> str:
-    """A hash of what a run's result depends on: stage, params, data bytes, code, library versions."""
+    """A hash of what a run's result depends on: stage, params, the bytes of ``data`` (folders or files),
+    the code, the library versions."""
     import keras
     import tensorflow as tf
 
@@ -49,9 +50,12 @@ def backup_key(stage: str, params: dict, data: list[str | Path]) -> str:
     settings = {"stage": stage, "params": params, "keras": keras.__version__, "tensorflow": tf.__version__}
     digest.update(json.dumps(settings, sort_keys=True, default=str).encode())
     _hash_files(digest, CODE_ROOT, sorted(CODE_ROOT.rglob("*.py")))
-    for folder in map(Path, data):
-        digest.update(f"\0data {folder.name}\0".encode())
-        _hash_files(digest, folder, sorted(p for p in folder.rglob("*") if p.is_file()))
+    for path in map(Path, data):  # folders (every file in them) or files
+        digest.update(f"\0data {path.name}\0".encode())
+        if path.is_file():
+            _hash_files(digest, path.parent, [path])
+        else:
+            _hash_files(digest, path, sorted(p for p in path.rglob("*") if p.is_file()))
     return digest.hexdigest()[:16]
 
 
@@ -159,3 +163,18 @@ def backup_callback(backup: Backup, early_stopping):
             backup.save(self.model, epoch + 1, self.history, early_stopping)
 
     return TrainingBackup()
+
+
+def fit_resumable(model, backup: Backup | None, early_stopping, *, epochs: int, callbacks: list, **fit_args):
+    """``model.fit`` for ``epochs`` with ``early_stopping`` first among the callbacks, resuming from
+    ``backup`` (None: no backup); returns every epoch's history and the epochs it resumed after (0: none)."""
+    callbacks = [early_stopping, *callbacks]
+    resumed = None
+    if backup is not None:
+        resumed = backup_callback(backup, early_stopping)  # after early stopping: restores its state
+        callbacks.append(resumed)
+    initial_epoch = 0 if resumed is None else (epochs if resumed.stopped else resumed.resumed_from_epoch)
+    history = model.fit(epochs=epochs, initial_epoch=initial_epoch, callbacks=callbacks, **fit_args)
+    if resumed is None:
+        return history.history, 0
+    return resumed.history, resumed.resumed_from_epoch
