@@ -234,6 +234,7 @@ def reference(tmp_path_factory) -> dict:
         result = dvc(repo, ["repro", "-s", stage], hooked_env(hook_dir, stage, COUNT_WRITES_TO=str(counts)))
         assert result.returncode == 0, result.stdout
         writes[stage] = int(counts.read_text().split()[-1])
+    print(f"writes per stage (kill points: first, middle, last): {writes}")
     hashes = {stage: {out: tree_hash(repo / out) for out in outs} for stage, outs in STAGE_OUTPUTS.items()}
     assert all(value is not None for outs in hashes.values() for value in outs.values())
     return {"repo": repo, "hook": hook_dir, "writes": writes, "hashes": hashes}
