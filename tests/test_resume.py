@@ -197,3 +197,39 @@ def test_the_backup_restores_weights_optimizer_state_history_and_early_stopping(
     assert seen["stopping"] == saved_best
     assert all(np.array_equal(a, b) for a, b in zip(seen["best_weights"], best_weights))
     assert len(second.history["loss"]) == 3
+
+
+def test_a_damaged_backup_is_a_clear_error_and_a_failed_backup_does_not_stop_training(
+    tmp_path: Path, monkeypatch, caplog
+) -> None:
+    import keras
+
+    from stages.lib.resume import backup_callback
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1, activation="sigmoid")])
+    model.compile(optimizer="sgd", loss="binary_crossentropy")
+    x, y = np.ones((4, 3), dtype="float32"), np.ones(4, dtype="float32")
+    stopping = keras.callbacks.EarlyStopping(monitor="val_loss", patience=5)
+    backup = Backup(tmp_path / "backups", "train_scratch", "d" * 16)
+    snapshot = backup.folder / "epoch-0001"
+    snapshot.mkdir(parents=True)
+    (snapshot / "state.json").write_text("{not json")
+    with pytest.raises(ValueError, match=f"cannot resume from .*epoch-0001.*remove .*{backup.folder.name} to train"):
+        backup_callback(backup, stopping)
+    (snapshot / "state.json").write_text(json.dumps({"epochs_done": 1, "history": {"loss": [1.0]}}))
+    (snapshot / "model.weights.h5").write_bytes(b"not hdf5")
+    callback = backup_callback(backup, stopping)
+    with pytest.raises(ValueError, match="cannot resume from .*epoch-0001.* to train from the start"):
+        model.fit(x, y, validation_data=(x, y), epochs=2, initial_epoch=1, callbacks=[stopping, callback], verbose=0)
+
+    backup.remove()
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "no space left on the device holding .backups")
+
+    monkeypatch.setattr(Backup, "save", full_disk)
+    callback = backup_callback(backup, stopping)
+    with caplog.at_level("WARNING", logger="resume"):
+        model.fit(x, y, validation_data=(x, y), epochs=2, callbacks=[stopping, callback], verbose=0)
+    assert len(callback.history["loss"]) == 2
+    assert "could not back up epoch 2" in caplog.text

@@ -90,7 +90,12 @@ class Backup:
         snapshots = self.snapshots()
         if not snapshots:
             return None
-        return snapshots[-1], json.loads((snapshots[-1] / STATE_FILE).read_text(encoding="utf-8"))
+        try:
+            return snapshots[-1], json.loads((snapshots[-1] / STATE_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            raise ValueError(
+                f"cannot resume from {snapshots[-1]} ({error}); remove {self.folder} to train from the start"
+            ) from error
 
     def save(self, model, epochs_done: int, history: dict, early_stopping) -> None:
         """Write the state after ``epochs_done`` epochs as a new snapshot; drop the older ones."""
@@ -148,7 +153,13 @@ def backup_callback(backup: Backup, early_stopping):
             logger.info("resuming from %s: %d epoch(s) done", self.snapshot, self.resumed_from_epoch)
             if self.model.optimizer is not None and not self.model.optimizer.built:
                 self.model.optimizer.build(self.model.trainable_variables)
-            self.model.load_weights(self.snapshot / WEIGHTS_FILE)
+            try:
+                self.model.load_weights(self.snapshot / WEIGHTS_FILE)
+            except Exception as error:  # h5py, Keras: many types for a damaged file
+                raise ValueError(
+                    f"cannot resume from {self.snapshot} ({type(error).__name__}: {error}); "
+                    f"remove {backup.folder} to train from the start"
+                ) from error
             stopping = self.state.get("early_stopping")
             if early_stopping is not None and stopping is not None:
                 for name, value in stopping.items():
@@ -160,7 +171,11 @@ def backup_callback(backup: Backup, early_stopping):
         def on_epoch_end(self, epoch, logs=None) -> None:
             for key, value in (logs or {}).items():
                 self.history.setdefault(key, []).append(float(value))
-            backup.save(self.model, epoch + 1, self.history, early_stopping)
+            try:
+                backup.save(self.model, epoch + 1, self.history, early_stopping)
+            except OSError as error:  # a full disk must not end the training the backup is for
+                logger.warning("could not back up epoch %d (%s): a kill now restarts from the last backup",
+                               epoch + 1, error)
 
     return TrainingBackup()
 
