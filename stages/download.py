@@ -15,7 +15,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from stages.lib.io import atomic_path
+from stages.lib.io import atomic_path, temporary_prefix
 from stages.lib.params import load_params
 from stages.lib.runner import run_stage
 from stages.lib.sources import Outputs, fetch
@@ -72,7 +72,7 @@ def build_raw(raw: str | Path, train_relative: Path, test_relative: Path, *, see
     """Build the raw tree in a temporary folder from the source the ``download`` params name, then move it onto ``raw``."""
     raw = Path(raw)
     raw.parent.mkdir(parents=True, exist_ok=True)
-    scratch_folder = tempfile.TemporaryDirectory(prefix=".download-", dir=raw.parent)
+    scratch_folder = tempfile.TemporaryDirectory(prefix=temporary_prefix(raw), suffix=".tmp-download", dir=raw.parent)
     with atomic_path(raw) as build, scratch_folder as scratch:
         build.mkdir()
         outputs = Outputs(root=build, train=build / train_relative, test=build / test_relative)

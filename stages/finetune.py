@@ -25,6 +25,7 @@ from stages.lib.model_files import load_model, save_model
 from stages.lib.params import load_params
 from stages.lib.precision import set_mixed_precision
 from stages.lib.progress import training_estimate_callback
+from stages.lib.resume import fit_resumable, resume_backup
 from stages.lib.runner import run_stage
 from stages.lib.seeding import seed_everything
 
@@ -45,9 +46,10 @@ def freeze_below(base, trainable_from: str) -> None:
 
 def fit_finetune(
     model, train, validation, *, image_size: int, batch_size: int, seed: int, augment, epochs: int,
-    learning_rate: float, momentum: float, patience: int,
+    learning_rate: float, momentum: float, patience: int, backup=None,
 ) -> tuple[dict, dict]:
-    """Compile (SGD with momentum) and fit with early stopping; returns (history, extra summary figures)."""
+    """Compile (SGD with momentum) and fit with early stopping, resuming from ``backup`` (see
+    :mod:`stages.lib.resume`); returns (history, extra summary figures)."""
     train_data = make_image_dataset(*train, image_size, batch_size, shuffle=True, seed=seed, augment=augment)
     validation_data = make_image_dataset(*validation, image_size, batch_size)
     model.compile(
@@ -58,16 +60,19 @@ def fit_finetune(
     # Where fine-tuning starts: the bottleneck model's own validation figures.
     initial = model.evaluate(validation_data, return_dict=True, verbose=training.fit_verbosity())
     stopping = keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True, verbose=1)
-    history = model.fit(
-        train_data,
-        validation_data=validation_data,
-        epochs=epochs,
-        callbacks=[stopping, training_estimate_callback(logger, "fine-tuning", epochs, None)],
+    history, resumed_from_epoch = fit_resumable(
+        model, backup, stopping, epochs=epochs,
+        callbacks=[training_estimate_callback(logger, "fine-tuning", epochs, None)],
+        x=train_data, validation_data=validation_data, verbose=training.fit_verbosity(),
         shuffle=False,  # the tf.data pipeline shuffles (seeded); fit cannot shuffle a dataset
-        verbose=training.fit_verbosity(),
     )
-    extra = {"initial_val_loss": float(initial["loss"]), "initial_val_accuracy": float(initial["accuracy"])}
-    return history.history, extra
+    extra = {"initial_val_loss": float(initial["loss"]), "initial_val_accuracy": float(initial["accuracy"]),
+             "resumed_from_epoch": resumed_from_epoch}
+    return history, extra
+
+
+# finetune's arguments that do not change what it computes (the rest key a resume backup).
+_NOT_SETTINGS = ("train_dir", "validation_dir", "top_model_path", "model_path", "reports_dir", "backups")
 
 
 def finetune(
@@ -91,8 +96,12 @@ def finetune(
     trainable_from: str,
     patience: int,
     mixed_precision: bool | str,
+    backups: str | Path | None = None,
 ) -> dict:
-    """Stack VGG16 and the top classifier, fine-tune (or skip when ``epochs`` is 0), save model and reports."""
+    """Stack VGG16 and the top classifier, fine-tune (or skip when ``epochs`` is 0), save model and reports.
+
+    With ``backups`` (a folder outside the outputs) a killed run resumes from its last finished epoch."""
+    settings = {key: value for key, value in locals().items() if key not in _NOT_SETTINGS}
     seed_everything(seed, deterministic)
     train = list_labelled_images(train_dir)
     validation = list_labelled_images(validation_dir)
@@ -112,16 +121,19 @@ def finetune(
         "validation_count": len(validation[0]),
     }
     history: dict = {}
+    backup = None
     if epochs == 0:
         logger.info("finetune.epochs is 0: writing the stacked VGG16 + top model without training it")
-        summary["epochs_run"] = 0
+        summary["epochs_run"] = summary["resumed_from_epoch"] = 0
     else:
         logger.info("fine-tuning from %s (%d trainable parameters), up to %d epochs", trainable_from, trainable, epochs)
         started = time.perf_counter()
+        data = [train_dir, validation_dir, top_model_path] + ([weights] if Path(weights).is_file() else [])
+        backup = resume_backup(backups, "finetune", settings, data)
         history, extra = fit_finetune(
             model, train, validation, image_size=image_size, batch_size=batch_size, seed=seed,
             augment=batch_augmentation(**augmentation, seed=seed), epochs=epochs, learning_rate=learning_rate,
-            momentum=momentum, patience=patience,
+            momentum=momentum, patience=patience, backup=backup,
         )
         seconds = time.perf_counter() - started
         summary |= training.summarize_history(history) | extra
@@ -134,6 +146,8 @@ def finetune(
         )
     save_model(model, model_path)
     training.write_training_reports(reports_dir, history, summary)
+    if backup is not None:
+        backup.remove()
     return summary
 
 
@@ -148,6 +162,7 @@ def main() -> None:
         preprocessing=features.preprocessing,
         augmentation=params.train_scratch.augmentation.model_dump(),
         **params.finetune.model_dump(),
+        backups=paths.backups,
     )
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from stages.lib.images import DROP_REASONS, NORMALIZE_REASONS, ImageCheck, check_images, write_image
-from stages.lib.io import atomic_path, write_json
+from stages.lib.io import atomic_path, naming_errors, temporary_prefix, write_json
 from stages.lib.labels import CLASS_FOLDERS, parse_train_name
 from stages.lib.params import load_params
 
@@ -133,9 +133,13 @@ def split_dataset(
     logger.info("decode-checking %d images in %s", len(candidates), raw_train)
     # Re-encoded images wait in a staging folder near the outputs (same disk) until the split is written.
     near = Path(train_dir).absolute().parent
-    while not near.is_dir():
+    while not near.is_dir():  # nothing is created before the split is known to be possible
         near = near.parent
-    with tempfile.TemporaryDirectory(prefix=".split-normalized-", dir=near) as staging:
+    with naming_errors(train_dir):
+        staging_folder = tempfile.TemporaryDirectory(
+            prefix=temporary_prefix(train_dir), suffix=".tmp-normalized", dir=near
+        )
+    with naming_errors(train_dir), staging_folder as staging:
         checks = check_images(candidates, min_side, max_pixels, staging)
         dropped = [check for check in checks if not check.ok]
         for check in dropped[:MAX_LOGGED_DROPS]:

@@ -31,6 +31,7 @@ from stages.lib.model_files import save_model
 from stages.lib.params import load_params
 from stages.lib.precision import set_mixed_precision
 from stages.lib.progress import training_estimate_callback
+from stages.lib.resume import fit_resumable, resume_backup
 from stages.lib.scratch_model import (
     build_modern_cnn,
     build_scratch_cnn,
@@ -113,22 +114,27 @@ def make_datasets(train, validation, image_size: int, batch_size: int, seed: int
 
 def fit(
     model, train_dataset, validation_dataset, epochs: int, patience: int, start_from_epoch: int,
-    restore_best_weights: bool,
-) -> dict:
-    """Train with early stopping on val_loss (watched from ``start_from_epoch``); return the Keras history."""
+    restore_best_weights: bool, backup=None,
+) -> tuple[dict, int]:
+    """Train with early stopping on val_loss (watched from ``start_from_epoch``), resuming from ``backup``
+    (a :class:`stages.lib.resume.Backup`, or None) where it holds finished epochs; return the history of
+    every epoch and the number of epochs the run resumed after (0: none)."""
     import keras
 
     early_stopping = keras.callbacks.EarlyStopping(
         monitor="val_loss", patience=patience, start_from_epoch=start_from_epoch,
         restore_best_weights=restore_best_weights, verbose=1,
     )
-    history = model.fit(
-        train_dataset, validation_data=validation_dataset, epochs=epochs,
-        callbacks=[early_stopping, training_estimate_callback(logger, "training", epochs, None)],
-        verbose=training.fit_verbosity(),
+    return fit_resumable(
+        model, backup, early_stopping, epochs=epochs,
+        callbacks=[training_estimate_callback(logger, "training", epochs, None)],
+        x=train_dataset, validation_data=validation_dataset, verbose=training.fit_verbosity(),
         shuffle=False,  # the tf.data pipeline shuffles (seeded); fit cannot shuffle a dataset
     )
-    return history.history
+
+
+# train_scratch's arguments that do not change what it computes (the rest key a resume backup).
+_NOT_SETTINGS = ("train_dir", "validation_dir", "model_path", "reports_dir", "backups")
 
 
 def compile_model(recipe: str, image_size: int, steps_per_epoch: int, tutorial: dict, modern: dict):
@@ -146,7 +152,9 @@ def compile_model(recipe: str, image_size: int, steps_per_epoch: int, tutorial: 
         model = build_scratch_cnn(
             shape, tutorial["filters"], tutorial["dense_units"], tutorial["conv_dropout"], tutorial["dense_dropout"]
         )
-        optimizer = make_optimizer(tutorial["learning_rate"], tutorial["momentum"], tutorial["decay"], tutorial["epochs"])
+        optimizer = make_optimizer(
+            tutorial["learning_rate"], tutorial["momentum"], tutorial["decay"], tutorial["epochs"]
+        )
         loss = keras.losses.BinaryCrossentropy()
     model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
     return model
@@ -180,13 +188,16 @@ def train_scratch(
     cache: str,
     strategy: str,
     mixed_precision: bool | str,
+    backups: str | Path | None = None,
 ) -> dict:
     """Check the inputs, train the recipe's CNN, save it and its reports; return the metrics.
 
     ``recipe`` is ``tutorial`` (the keys of this section, early stopping on val_loss
     from ``start_from_epoch``) or ``modern`` (``modern``'s keys: a fixed cosine
-    schedule of ``modern["epochs"]``, keeping the epoch with the best val_loss).
+    schedule of ``modern["epochs"]``, keeping the epoch with the best val_loss). With ``backups`` (a
+    folder outside the outputs) a killed run resumes from its last finished epoch (:mod:`stages.lib.resume`).
     """
+    settings = {key: value for key, value in locals().items() if key not in _NOT_SETTINGS}
     if recipe == "tutorial":
         check_image_size(image_size, len(filters))
         stopping = {"epochs": epochs, "patience": patience, "start_from_epoch": start_from_epoch,
@@ -218,6 +229,7 @@ def train_scratch(
     logger.info("model: %s recipe, %d parameters, dtype policy %s", recipe, model.count_params(), policy)
 
     started = time.perf_counter()
+    backup, resumed_from_epoch = None, 0
     try:
         if isinstance(distribution, tf.distribute.MultiWorkerMirroredStrategy):
             from stages.lib.multiworker import fit_multiworker
@@ -228,7 +240,8 @@ def train_scratch(
             )
         else:
             datasets = make_datasets(train, validation, image_size, batch_size, seed, cache == "memory", augment)
-            history = fit(model, *datasets, **stopping)
+            backup = resume_backup(backups, "train_scratch", settings, [train_dir, validation_dir])
+            history, resumed_from_epoch = fit(model, *datasets, **stopping, backup=backup)
     except tf.errors.InvalidArgumentError as error:
         broken = unreadable_images(train[0] + validation[0], image_size)
         if not broken:
@@ -245,6 +258,7 @@ def train_scratch(
         replicas=distribution.num_replicas_in_sync,
         dtype_policy=policy,
         recipe=recipe,
+        resumed_from_epoch=resumed_from_epoch,
         **training.chance_check(summary["best_val_accuracy"], validation[1]),
     )
     training.report_chance(
@@ -260,6 +274,8 @@ def train_scratch(
         save_model(model, model_path)  # first: a failed save leaves no fresh reports behind
         training.write_training_reports(reports_dir, history, summary)
         logger.info("wrote %s and %s", model_path, reports_dir)
+    if backup is not None:
+        backup.remove()
     return summary
 
 
@@ -269,7 +285,7 @@ def main() -> None:
     paths = params.paths
     train_scratch(
         paths.train, paths.validation, paths.scratch_model, paths.scratch_reports,
-        **params.common.model_dump(), **params.train_scratch.model_dump(),
+        **params.common.model_dump(), **params.train_scratch.model_dump(), backups=paths.backups,
     )
 
 

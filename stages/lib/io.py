@@ -7,6 +7,7 @@ half-written file that looks whole (os.replace is atomic on one file system).
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
 import os
@@ -24,10 +25,18 @@ ROC_FOLDER = "roc"
 METRIC_DECIMALS = 6
 
 
+def temporary_prefix(target: str | Path) -> str:
+    """The name prefix of this process's temporaries for ``target``: ``.<name>.<pid>.``.
+
+    The pid tells a later run whether the maker is gone (:mod:`stages.lib.debris`).
+    """
+    return f".{Path(target).name}.{os.getpid()}."
+
+
 def _temporary_sibling(target: Path, suffix: str = "") -> Path:
     """A fresh, unused path in the target's folder (same file system as the target)."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".tmp{suffix}", dir=target.parent)
+    handle, name = tempfile.mkstemp(prefix=temporary_prefix(target), suffix=f".tmp{suffix}", dir=target.parent)
     os.close(handle)
     os.unlink(name)
     return Path(name)
@@ -42,6 +51,34 @@ def remove_path(path: str | Path) -> None:
         shutil.rmtree(path)
 
 
+# Errors that mean the place is the problem, not the data: reported naming the output, in words.
+_PLACE_ERRORS = {
+    errno.ENOSPC: "no space left on the device holding {target}",
+    errno.EDQUOT: "no space left (disk quota exceeded) for {target}",
+    errno.EROFS: "cannot write {target}: its file system is read-only",
+    errno.EACCES: "cannot write {target}: permission denied",
+    errno.EPERM: "cannot write {target}: operation not permitted",
+}
+
+
+class PlaceError(OSError):
+    """A full disk or an unwritable place, named by the output that was being written."""
+
+
+@contextlib.contextmanager
+def naming_errors(target: str | Path) -> Iterator[None]:
+    """Turn a full disk or an unwritable place while writing ``target`` into a :class:`PlaceError` naming it."""
+    try:
+        yield
+    except PlaceError:
+        raise
+    except OSError as error:
+        message = _PLACE_ERRORS.get(error.errno)
+        if message is None:
+            raise
+        raise PlaceError(error.errno, message.format(target=target)) from error
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | Path) -> Iterator[Path]:
     """Yield a temporary path to write (a file or a folder); move it onto target on success.
@@ -50,9 +87,11 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     exception the temporary path is removed and the target is left untouched.
     """
     target = Path(target)
-    temporary = _temporary_sibling(target, suffix=target.suffix)
+    with naming_errors(target):
+        temporary = _temporary_sibling(target, suffix=target.suffix)
     try:
-        yield temporary
+        with naming_errors(target):
+            yield temporary
         if not temporary.exists():
             raise FileNotFoundError(f"nothing was written for {target}")
         if target.is_dir() and not target.is_symlink():

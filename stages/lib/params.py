@@ -10,9 +10,10 @@ clear message here rather than a failure deep inside TensorFlow.
 
 from __future__ import annotations
 
+import posixpath
 import re
 import types
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Annotated, Literal, Union, get_args, get_origin
 
 import annotated_types
@@ -92,10 +93,63 @@ class PathsParams(Section):
     figures: str = "reports/figures"
     summary: str = "reports/summary.md"
     submission: str = "reports/submission.csv"
+    backups: str = ".backups"  # training state for resuming a killed run (not an output; git ignores it)
+
+    @model_validator(mode="after")
+    def _paths_stay_apart_inside_the_repository(self) -> "PathsParams":
+        check_output_paths(self.model_dump())
+        return self
 
     def model_files(self) -> dict[str, Path]:
         """Each trained model's file, by the model's name (:data:`MODEL_NAMES`)."""
         return {name: Path(getattr(self, f"{name}_model")) for name in MODEL_NAMES}
+
+
+# Paths that lie inside another path on purpose: the raw tree's train and test folders.
+NESTED_PATHS = {("raw_train", "raw"), ("raw_test", "raw")}
+# Folders no output may touch: git's and DVC's own.
+RESERVED_FOLDERS = (".git", ".dvc")
+
+
+def normalized_path(key: str, value: str) -> PurePosixPath:
+    """``value`` as a clean relative path; ``ValueError`` naming ``paths.<key>`` unless it stays inside
+    the repository."""
+    where = f"paths.{key} ({value!r})"
+    if PurePosixPath(value).is_absolute() or PureWindowsPath(value).is_absolute() or PureWindowsPath(value).drive:
+        raise ValueError(f"{where} is absolute: give a path relative to the repository root")
+    if value.startswith("~"):
+        raise ValueError(f"{where} starts with '~': give a path relative to the repository root")
+    if "\\" in value:
+        raise ValueError(f"{where} contains a backslash: separate folders with '/'")
+    normal = posixpath.normpath(value) if value else "."
+    if normal == ".":
+        raise ValueError(f"{where} is the repository root: give a file or folder inside it")
+    if normal == ".." or normal.startswith("../"):
+        raise ValueError(f"{where} leaves the repository: give a path inside it")
+    if ".." in PurePosixPath(value).parts:
+        raise ValueError(f"{where} contains '..': give a plain path inside the repository")
+    path = PurePosixPath(normal)
+    if path.parts[0] in RESERVED_FOLDERS:
+        raise ValueError(f"{where} lies in {path.parts[0]}/, which git or DVC own")
+    return path
+
+
+def check_output_paths(paths: dict[str, str]) -> None:
+    """Every path relative, inside the repository, not its root, distinct, none inside another
+    (except :data:`NESTED_PATHS`); ``ValueError`` naming the key(s) otherwise."""
+    normal = {key: normalized_path(key, value) for key, value in paths.items()}
+    keys = list(normal)
+    for i, first in enumerate(keys):
+        for second in keys[i + 1:]:
+            a, b = normal[first], normal[second]
+            if a == b:
+                raise ValueError(f"paths.{first} and paths.{second} are the same path ({a}): give each its own")
+            for inner, outer in ((first, second), (second, first)):
+                if normal[outer] in normal[inner].parents and (inner, outer) not in NESTED_PATHS:
+                    raise ValueError(
+                        f"paths.{inner} ({normal[inner]}) lies inside paths.{outer} ({normal[outer]}): "
+                        "one stage's output would overwrite or delete the other's; give them separate places"
+                    )
 
 
 class KaggleFiles(Section):

@@ -53,6 +53,9 @@ def run_stage(name: str, main: Callable[[], object]) -> None:
             logger.error("%s failed: %s", name, error)
 
     def stage() -> None:
+        from stages.lib.debris import remove_debris
+
+        remove_debris(name)  # what a killed run of this stage left beside its outputs
         main()  # what a stage's main returns is not an exit code
 
     code = call(stage, report)
