@@ -6,8 +6,9 @@
 
 Each run is the pipeline's own stages in a scratch workspace: download (source
 ``dir``), split (seeded by the run's seed, like ``common.seed``), train_scratch with
-the recipe; then, for models trained on the 1,000-photo sample, ``catsdogs predict``
-on every photo of kaggle-medium (4,000 other photos, never trained on), scored by
+the recipe; then ``catsdogs predict`` on every photo of the other set (a model
+trained on the 1,000-photo sample is scored on kaggle-medium's 4,000 photos, one
+trained on kaggle-medium on the sample's 1,000: other Kaggle ids, never seen), scored by
 accuracy and log loss (P(dog) clipped as the CLI clips it). Results are appended to
 ``--output`` (JSON lines) and printed as a table row each.
 """
@@ -32,7 +33,8 @@ from benchmarks.common import ROOT
 
 SHARED = ROOT.parent / "shared" / "data"
 TRAIN_SETS = {"sample": SHARED / "kaggle-sample", "medium": SHARED / "kaggle-medium"}
-UNSEEN = SHARED / "kaggle-medium" / "train"
+# Scored on the other set's photos: different Kaggle ids, never trained or validated on.
+UNSEEN = {"sample": SHARED / "kaggle-medium" / "train", "medium": SHARED / "kaggle-sample" / "train"}
 
 
 def run_module(module: str, args: list[str], cwd: Path, timeout_s: float) -> subprocess.CompletedProcess:
@@ -66,10 +68,10 @@ def prepared_split(scratch: Path, train_set: str, seed: int, timeout_s: float) -
     return workspace
 
 
-def score_unseen(workspace: Path, params_file: Path, model: Path, timeout_s: float, tta: bool) -> dict:
-    """Accuracy and log loss of ``catsdogs predict`` (with ``--tta`` or ``--no-tta``) on every kaggle-medium photo."""
+def score_unseen(workspace: Path, params_file: Path, model: Path, unseen: Path, timeout_s: float, tta: bool) -> dict:
+    """Accuracy and log loss of ``catsdogs predict`` (with ``--tta`` or ``--no-tta``) on every photo of ``unseen``."""
     flag = "--tta" if tta else "--no-tta"
-    result = run_module("stages.cli", ["predict", str(UNSEEN), "--model", str(model), "--params", str(params_file),
+    result = run_module("stages.cli", ["predict", str(unseen), "--model", str(model), "--params", str(params_file),
                                        "--format", "csv", flag], workspace, timeout_s)
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     correct, loss = 0, 0.0
@@ -107,9 +109,9 @@ def run_one(scratch: Path, train_set: str, recipe: str, seed: int, overrides: li
         "training_minutes": round(metrics["training_seconds"] / 60, 1), "stage_minutes": round(wall / 60, 1),
         "images_per_second": metrics["images_per_second"], "at_chance": metrics.get("at_chance"),
     }
-    if train_set == "sample":
-        for tta in (False, True):
-            result |= score_unseen(workspace, params_file, workspace / "runs" / name / "scratch.keras", timeout_s, tta)
+    for tta in (False, True):
+        result |= score_unseen(workspace, params_file, workspace / "runs" / name / "scratch.keras",
+                               UNSEEN[train_set], timeout_s, tta)
     return result
 
 

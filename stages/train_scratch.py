@@ -17,28 +17,26 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import time
 from pathlib import Path
 
-import numpy as np
-
 from stages.lib import training
 from stages.lib.augmentation import batch_augmentation
-from stages.lib.data import decode_and_resize, list_labelled_images, make_image_dataset
+from stages.lib.data import (
+    check_readable,
+    list_labelled_images,
+    log_cache_size,
+    make_image_dataset,
+    unreadable_error,
+    unreadable_images,
+)
 from stages.lib.distribution import select_strategy
 from stages.lib.model_files import save_model
 from stages.lib.params import load_params
 from stages.lib.precision import set_mixed_precision
 from stages.lib.progress import training_estimate_callback
 from stages.lib.resume import fit_resumable, resume_backup
-from stages.lib.scratch_model import (
-    build_modern_cnn,
-    build_scratch_cnn,
-    check_image_size,
-    make_modern_optimizer,
-    make_optimizer,
-)
+from stages.lib.scratch_model import check_image_size, compile_model
 from stages.lib.seeding import seed_everything
 
 logger = logging.getLogger("train_scratch")
@@ -46,65 +44,10 @@ logger = logging.getLogger("train_scratch")
 CHECKED_PER_CLASS = 8  # files per class decoded before training (the split stage checked them all)
 
 
-def files_to_check(paths: list[Path], labels: np.ndarray, per_class: int) -> list[Path]:
-    """An evenly spaced sample of each class's files, first and last included."""
-    chosen = []
-    for label in np.unique(labels):
-        files = [p for p, y in zip(paths, labels) if y == label]
-        positions = np.unique(np.linspace(0, len(files) - 1, num=min(per_class, len(files))).round().astype(int))
-        chosen += [files[i] for i in positions]
-    return chosen
-
-
-def unreadable_images(paths: list[Path], image_size: int) -> list[Path]:
-    """The files among ``paths`` that TensorFlow's decoder (the pipeline's) cannot read."""
-    import tensorflow as tf
-
-    broken = []
-    for path in paths:
-        try:
-            decode_and_resize(str(path), image_size)
-        except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError):
-            broken.append(path)
-    return broken
-
-
-def check_readable(paths: list[Path], labels: np.ndarray, image_size: int) -> None:
-    """Decode a sample of each class's files; raise ValueError naming those that cannot be read."""
-    broken = unreadable_images(files_to_check(paths, labels, CHECKED_PER_CLASS), image_size)
-    if broken:
-        raise unreadable_error(broken)
-
-
-def unreadable_error(broken: list[Path]) -> ValueError:
-    """The error that names the files TensorFlow cannot decode."""
-    return ValueError(f"cannot decode image(s): {', '.join(map(str, broken))} (remove them or rerun split)")
-
-
-def cache_bytes(count: int, image_size: int) -> int:
-    """RAM that caching ``count`` decoded uint8 images of ``image_size`` squared takes."""
-    return count * image_size * image_size * 3
-
-
-def log_cache_size(count: int, image_size: int) -> None:
-    """Log the RAM the in-memory cache will take; warn when it is over half the machine's RAM."""
-    needed = cache_bytes(count, image_size)
-    logger.info("cache: memory, %.1f MB for %d decoded images", needed / 1e6, count)
-    try:
-        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):  # not available on every OS
-        return
-    if needed > total / 2:
-        logger.warning(
-            "the image cache needs %.1f GB of %.1f GB RAM: set train_scratch.cache: none if memory runs out",
-            needed / 1e9, total / 1e9,
-        )
-
-
 def make_datasets(train, validation, image_size: int, batch_size: int, seed: int, cache: bool, augment):
     """The training (shuffled, augmented) and validation tf.data pipelines."""
     if cache:
-        log_cache_size(len(train[0]) + len(validation[0]), image_size)
+        log_cache_size(logger, len(train[0]) + len(validation[0]), image_size)
     train_dataset = make_image_dataset(
         *train, image_size, batch_size, shuffle=True, seed=seed, cache=cache, augment=augment,
     )
@@ -135,29 +78,6 @@ def fit(
 
 # train_scratch's arguments that do not change what it computes (the rest key a resume backup).
 _NOT_SETTINGS = ("train_dir", "validation_dir", "model_path", "reports_dir", "backups")
-
-
-def compile_model(recipe: str, image_size: int, steps_per_epoch: int, tutorial: dict, modern: dict):
-    """The recipe's CNN, compiled with its optimizer and loss (binary cross-entropy, smoothed for modern)."""
-    import keras
-
-    shape = (image_size, image_size, 3)
-    if recipe == "modern":
-        model = build_modern_cnn(shape, modern["filters"], modern["dropout"])
-        optimizer = make_modern_optimizer(
-            modern["learning_rate"], modern["weight_decay"], modern["warmup_epochs"], modern["epochs"], steps_per_epoch
-        )
-        loss = keras.losses.BinaryCrossentropy(label_smoothing=modern["label_smoothing"])
-    else:
-        model = build_scratch_cnn(
-            shape, tutorial["filters"], tutorial["dense_units"], tutorial["conv_dropout"], tutorial["dense_dropout"]
-        )
-        optimizer = make_optimizer(
-            tutorial["learning_rate"], tutorial["momentum"], tutorial["decay"], tutorial["epochs"]
-        )
-        loss = keras.losses.BinaryCrossentropy()
-    model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
-    return model
 
 
 def train_scratch(
@@ -215,8 +135,8 @@ def train_scratch(
 
     # The strategy comes before any TensorFlow op: multi-worker collectives must be set up first.
     distribution = select_strategy(strategy)
-    check_readable(*train, image_size)
-    check_readable(*validation, image_size)
+    check_readable(*train, image_size, CHECKED_PER_CLASS)
+    check_readable(*validation, image_size, CHECKED_PER_CLASS)
 
     seed_everything(seed, deterministic)
     policy = set_mixed_precision(mixed_precision)

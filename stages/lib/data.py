@@ -9,6 +9,7 @@ each model does its own scaling (Rescaling layer, VGG16's preprocessing).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -117,3 +118,58 @@ def make_image_dataset(
     prepare = to_float if augment is None else (lambda images, batch_labels: augment(*to_float(images, batch_labels)))
     dataset = dataset.batch(batch_size).map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def files_to_check(paths: list[Path], labels: np.ndarray, per_class: int) -> list[Path]:
+    """An evenly spaced sample of each class's files, first and last included."""
+    chosen = []
+    for label in np.unique(labels):
+        files = [p for p, y in zip(paths, labels) if y == label]
+        positions = np.unique(np.linspace(0, len(files) - 1, num=min(per_class, len(files))).round().astype(int))
+        chosen += [files[i] for i in positions]
+    return chosen
+
+
+def unreadable_images(paths: list[Path], image_size: int) -> list[Path]:
+    """The files among ``paths`` that TensorFlow's decoder (the pipeline's) cannot read."""
+    import tensorflow as tf
+
+    broken = []
+    for path in paths:
+        try:
+            decode_and_resize(str(path), image_size)
+        except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError):
+            broken.append(path)
+    return broken
+
+
+def check_readable(paths: list[Path], labels: np.ndarray, image_size: int, per_class: int) -> None:
+    """Decode ``per_class`` evenly spaced files of each class; raise ValueError naming those that cannot be read."""
+    broken = unreadable_images(files_to_check(paths, labels, per_class), image_size)
+    if broken:
+        raise unreadable_error(broken)
+
+
+def unreadable_error(broken: list[Path]) -> ValueError:
+    """The error that names the files TensorFlow cannot decode."""
+    return ValueError(f"cannot decode image(s): {', '.join(map(str, broken))} (remove them or rerun split)")
+
+
+def cache_bytes(count: int, image_size: int) -> int:
+    """RAM that caching ``count`` decoded uint8 images of ``image_size`` squared takes."""
+    return count * image_size * image_size * 3
+
+
+def log_cache_size(logger, count: int, image_size: int) -> None:
+    """Log the RAM the in-memory cache will take; warn when it is over half the machine's RAM."""
+    needed = cache_bytes(count, image_size)
+    logger.info("cache: memory, %.1f MB for %d decoded images", needed / 1e6, count)
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not available on every OS
+        return
+    if needed > total / 2:
+        logger.warning(
+            "the image cache needs %.1f GB of %.1f GB RAM: set train_scratch.cache: none if memory runs out",
+            needed / 1e9, total / 1e9,
+        )

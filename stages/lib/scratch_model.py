@@ -155,3 +155,26 @@ def make_modern_optimizer(
         warmup_target=learning_rate if warmup else None, warmup_steps=warmup,
     )
     return keras.optimizers.AdamW(learning_rate=schedule, weight_decay=weight_decay)
+
+
+def compile_model(recipe: str, image_size: int, steps_per_epoch: int, tutorial: dict, modern: dict):
+    """The recipe's CNN, compiled with its optimizer and loss (binary cross-entropy, smoothed for modern)."""
+    import keras
+
+    shape = (image_size, image_size, 3)
+    if recipe == "modern":
+        model = build_modern_cnn(shape, modern["filters"], modern["dropout"])
+        optimizer = make_modern_optimizer(
+            modern["learning_rate"], modern["weight_decay"], modern["warmup_epochs"], modern["epochs"], steps_per_epoch
+        )
+        loss = keras.losses.BinaryCrossentropy(label_smoothing=modern["label_smoothing"])
+    else:
+        model = build_scratch_cnn(
+            shape, tutorial["filters"], tutorial["dense_units"], tutorial["conv_dropout"], tutorial["dense_dropout"]
+        )
+        optimizer = make_optimizer(
+            tutorial["learning_rate"], tutorial["momentum"], tutorial["decay"], tutorial["epochs"]
+        )
+        loss = keras.losses.BinaryCrossentropy()
+    model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
+    return model
