@@ -285,6 +285,16 @@ def test_deterministic_runs_are_bit_identical_across_processes(tmp_path):
             "paths": {"scratch_model": f"models/{run_name}.keras", "scratch_reports": f"reports/{run_name}"},
         })
         run(["python", "-m", "stages.train_scratch"], cwd=tmp_path)
-    first, second = (load_model(tmp_path / f"models/{name}.keras").get_weights() for name in ("first", "second"))
+    first_model = load_model(tmp_path / "models/first.keras")
+    first, second = first_model.get_weights(), load_model(tmp_path / "models/second.keras").get_weights()
     assert all(np.array_equal(a, b) for a, b in zip(first, second))
+    # Training moved the weights: Keras starts every bias (and BatchNorm's beta and moving mean) at zero.
+    started_at_zero = {
+        f"{layer.name}.{variable.name}": np.asarray(variable.numpy())
+        for layer in first_model.layers for variable in layer.weights
+        if variable.name in ("bias", "beta", "moving_mean")
+    }
+    assert started_at_zero
+    for name, value in started_at_zero.items():
+        assert np.any(value != 0), f"{name} is still at its initial zeros: training changed nothing"
     assert (tmp_path / "reports/first/history.csv").read_text() == (tmp_path / "reports/second/history.csv").read_text()
