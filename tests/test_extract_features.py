@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -184,7 +185,11 @@ def test_local_weights_file_gives_the_in_memory_models_features(tmp_path, file_n
     expected = reference.predict(keras.applications.vgg16.preprocess_input(images.copy()), verbose=0)
     got = np.load(tmp_path / "features" / "train_features.npy")
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-4)
-    assert meta["weights"]["source"] == "file" and len(meta["weights"]["sha256"]) == 64
+    written = json.loads((tmp_path / "features" / feature_files.META_FILE).read_text())
+    file_hash = hashlib.sha256(weights_file.read_bytes()).hexdigest()
+    for recorded in (meta["weights"], written["weights"]):
+        assert recorded["source"] == "file"
+        assert recorded["sha256"] == file_hash  # the file's own hash, as features/meta.json records it
 
 
 def write_corrupt(path: Path) -> None:
