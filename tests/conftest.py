@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -60,6 +62,26 @@ def kill_group(process: subprocess.Popen) -> None:
         os.killpg(process.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+
+
+STAGE_NAMES = frozenset(yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"])
+# The project's own log line (stages/lib/runner.py STAGE_FORMAT): "12:34:56 INFO split: ...".
+STAGE_LOG_LINE = re.compile(r"^\d\d:\d\d:\d\d (?:DEBUG|INFO|WARNING|ERROR|CRITICAL) (\w+): ", re.MULTILINE)
+
+
+def stages_ran(result: subprocess.CompletedProcess) -> set[str]:
+    """The pipeline stages that ran in a ``dvc repro`` / ``dvc exp run``: those whose own log lines
+    appear in its output (each stage logs under its name). Not DVC's human-readable text, which
+    a DVC release may reword."""
+    found = set(STAGE_LOG_LINE.findall(result.stdout or "")) | set(STAGE_LOG_LINE.findall(result.stderr or ""))
+    return found & STAGE_NAMES
+
+
+def dvc_status(repo: Path, *targets: str, with_deps: bool = False) -> dict:
+    """``dvc status --json`` (only the stages that changed, with what changed)."""
+    command = ["dvc", "status", "--json", *(["--with-deps"] if with_deps else []), *targets]
+    output = run(command, repo).stdout.strip()
+    return json.loads(output) if output else {}
 
 
 def update_params(repo: Path, changes: dict) -> None:
