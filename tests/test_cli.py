@@ -147,6 +147,7 @@ def test_usage_errors_exit_2_from_argparse(capsys):
     assert "invalid choice" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_console_script_runs(workspace):
     script = Path(sys.executable).parent / "catsdogs"
     if not script.is_file():

@@ -135,6 +135,7 @@ def test_weights_none_is_reproducible_and_seeded(tmp_path):
     assert not np.allclose(first, np.load(tmp_path / "c" / "train_features.npy"))
 
 
+@pytest.mark.slow
 def test_weights_none_are_the_same_in_a_fresh_process():
     """finetune rebuilds the random VGG16 in another process: it must equal extract_features's."""
 
@@ -275,6 +276,7 @@ def test_mixed_precision_features_are_float32_and_close(tmp_path):
     assert 0 < relative < 0.10
 
 
+@pytest.mark.slow
 def test_stage_reports_a_missing_weights_file_in_one_line(tmp_path):
     project = make_project(tmp_path / "project", params={"weights": "missing/vgg16.h5"})
     result = run([sys.executable, "-m", "stages.extract_features"], project, check=False)

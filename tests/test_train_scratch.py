@@ -224,6 +224,7 @@ def test_too_small_image_size_for_the_filters_is_refused(tmp_path):
         train_scratch(**params_for(tmp_path, {"train_scratch": {"filters": [4, 4, 4, 4, 4]}}))
 
 
+@pytest.mark.slow
 def test_an_image_unreadable_outside_the_checked_sample_is_named(tmp_path, monkeypatch):
     from stages import train_scratch as stage
 
@@ -234,6 +235,7 @@ def test_an_image_unreadable_outside_the_checked_sample_is_named(tmp_path, monke
         stage.train_scratch(**params_for(tmp_path))
 
 
+@pytest.mark.slow
 def test_a_failed_save_leaves_no_partial_model(tmp_path, monkeypatch):
     import keras
 
