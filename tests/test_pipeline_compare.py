@@ -79,6 +79,19 @@ def test_whole_pipeline_then_experiment_then_metrics_and_plots_diff(dvc_repo: Pa
     workspace_metrics = shown[""]["data"]["reports/evaluate/metrics.json"]["data"]
     assert workspace_metrics["top"]["log_loss"] == metrics["top"]["log_loss"]
     assert dvc_status(repo) == {}
+    # The last three stages rerun when their own params change (and only the stages that read them).
+    params_text = (repo / "params.yaml").read_text()
+    for change, expected in [
+        ({"evaluate": {"clip": 0.01}}, {"evaluate", "reports", "submission"}),
+        ({"evaluate": {"threshold": 0.4}}, {"evaluate", "reports"}),
+        ({"evaluate": {"worst_images": 2}}, {"reports"}),
+        ({"evaluate": {"calibrate": True}}, {"reports", "submission"}),
+        ({"split": {"max_pixels": 10_000_000}}, {"split", "reports", "submission"}),
+    ]:
+        update_params(repo, change)
+        assert set(dvc_status(repo)) == expected, change
+        (repo / "params.yaml").write_text(params_text)
+    assert dvc_status(repo) == {}
     commit(repo, "tiny run, train_top.epochs 1")
     baseline = run(["git", "rev-parse", "--abbrev-ref", "HEAD"], repo).stdout.strip()
 
