@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -17,17 +20,68 @@ SHARED_SAMPLE = ROOT.parent / "shared" / "data" / "kaggle-sample"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def run(command: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    """Run a command with the test's Python first on PATH; fail with its output."""
-    env = dict(os.environ)
+SUBPROCESS_TIMEOUT_S = 600  # a hung dvc, git or stage fails its test with its output, not CI's limit
+
+
+def run(
+    command: list[str], cwd: Path, check: bool = True, timeout: float = SUBPROCESS_TIMEOUT_S,
+    env: dict | None = None,
+) -> subprocess.CompletedProcess:
+    """Run a command with the test's Python first on PATH and this checkout first on PYTHONPATH
+    (so ``python -m stages.X`` and dvc's stage commands import the code under test); fail with
+    its output when it exits non-zero (``check``) or runs past ``timeout`` seconds (its whole
+    process group is killed)."""
+    env = dict(os.environ if env is None else env)
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")]))
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
+    process = subprocess.Popen(
+        command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,  # its own process group: a timeout kills dvc's children too
+    )
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill_group(process)
+        stdout, stderr = process.communicate()
+        pytest.fail(
+            f"{' '.join(command)} ran past {timeout} s and was killed\nstdout:\n{stdout}\nstderr:\n{stderr}",
+            pytrace=False,
+        )
+    result = subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
     if check and result.returncode != 0:
         raise AssertionError(
             f"{' '.join(command)} exited {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
         )
     return result
+
+
+def kill_group(process: subprocess.Popen) -> None:
+    """SIGKILL a process started with ``start_new_session=True`` and everything in its group."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+STAGE_NAMES = frozenset(yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"])
+# The project's own log line (stages/lib/runner.py STAGE_FORMAT): "12:34:56 INFO split: ...".
+STAGE_LOG_LINE = re.compile(r"^\d\d:\d\d:\d\d (?:DEBUG|INFO|WARNING|ERROR|CRITICAL) (\w+): ", re.MULTILINE)
+
+
+def stages_ran(result: subprocess.CompletedProcess) -> set[str]:
+    """The pipeline stages that ran in a ``dvc repro`` / ``dvc exp run``: those whose own log lines
+    appear in its output (each stage logs under its name). Not DVC's human-readable text, which
+    a DVC release may reword."""
+    found = set(STAGE_LOG_LINE.findall(result.stdout or "")) | set(STAGE_LOG_LINE.findall(result.stderr or ""))
+    return found & STAGE_NAMES
+
+
+def dvc_status(repo: Path, *targets: str, with_deps: bool = False) -> dict:
+    """``dvc status --json`` (only the stages that changed, with what changed)."""
+    command = ["dvc", "status", "--json", *(["--with-deps"] if with_deps else []), *targets]
+    output = run(command, repo).stdout.strip()
+    return json.loads(output) if output else {}
 
 
 def update_params(repo: Path, changes: dict) -> None:

@@ -6,7 +6,6 @@ import csv
 import io
 import json
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import yaml
 
 from stages.cli import EXIT_ERROR, EXIT_FILE_FAILED, EXIT_OK, main
 from stages.lib.synthetic import write_kaggle_test
+from tests.conftest import run
 from tests.tiny_models import make_workspace
 
 
@@ -147,14 +147,12 @@ def test_usage_errors_exit_2_from_argparse(capsys):
     assert "invalid choice" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_console_script_runs(workspace):
     script = Path(sys.executable).parent / "catsdogs"
     if not script.is_file():
         pytest.skip("the catsdogs console script is not installed in this environment")
-    result = subprocess.run(
-        [str(script), "predict", "images", "--model", "scratch", "--format", "csv"],
-        cwd=workspace, capture_output=True, text=True,
-    )
+    result = run([str(script), "predict", "images", "--model", "scratch", "--format", "csv"], workspace, check=False)
     assert result.returncode == 2
     assert result.stdout.splitlines()[0] == "file,label,p_dog"
     assert len(result.stdout.splitlines()) == 4

@@ -147,6 +147,26 @@ def test_predictions_table_matches_the_models(evaluated):
     assert metrics["scratch"]["accuracy"] == pytest.approx(accuracy)
 
 
+def test_metrics_agree_with_the_predictions_table(evaluated):
+    """Log loss, ROC AUC, accuracy and confusion recomputed from predictions.csv with plain numpy."""
+    table = pd.read_csv(evaluated / "reports/evaluate/predictions.csv")
+    metrics = json.loads((evaluated / "reports/evaluate/metrics.json").read_text())
+    labels = table["label"].to_numpy().astype(int)
+    for name, values in metrics.items():
+        p = table[f"p_{name}"].to_numpy()
+        log_loss = -np.mean(labels * np.log(p) + (1 - labels) * np.log(1 - p))
+        assert values["log_loss"] == pytest.approx(log_loss, abs=1e-5), name
+        dogs, cats = p[labels == 1], p[labels == 0]
+        pairs = (dogs[:, None] > cats[None, :]).sum() + 0.5 * (dogs[:, None] == cats[None, :]).sum()
+        assert values["roc_auc"] == pytest.approx(pairs / (len(dogs) * len(cats)), abs=1e-6), name
+        predicted = (table[f"{name}_predicted"] == "dog").to_numpy()
+        assert values["accuracy"] == pytest.approx(np.mean(predicted == labels.astype(bool)), abs=1e-6), name
+        assert values["confusion"] == {
+            "cat_as_cat": int(np.sum(~predicted & (labels == 0))), "cat_as_dog": int(np.sum(predicted & (labels == 0))),
+            "dog_as_cat": int(np.sum(~predicted & (labels == 1))), "dog_as_dog": int(np.sum(predicted & (labels == 1))),
+        }, name
+
+
 def test_stale_features_are_refused(tmp_path, monkeypatch):
     from stages.evaluate import main
 

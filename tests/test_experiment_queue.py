@@ -24,18 +24,33 @@ pytestmark = pytest.mark.slow
 QUEUE_TIMEOUT_S = 600
 
 
+def experiment_states(shown: list) -> list[tuple[str, str | None]]:
+    """(name, executor state: queued, running, success, failed or None) of every experiment in
+    `dvc exp show --json`."""
+    states = []
+    for commit_record in shown:
+        for experiment in commit_record.get("experiments") or []:
+            revs = experiment.get("revs") or [{}]
+            states.append((revs[0].get("name") or revs[0].get("rev", "?"), (experiment.get("executor") or {}).get("state")))
+    return states
+
+
 def wait_for_queue(repo: Path, expected: int) -> list[dict]:
-    """Poll `dvc queue status` until ``expected`` tasks succeeded; fail on a failed task or a timeout."""
+    """Poll `dvc exp show --json` until ``expected`` experiments finished and none is queued or running;
+    fail on a failed one (with its log) or a timeout."""
     deadline = time.monotonic() + QUEUE_TIMEOUT_S
     while time.monotonic() < deadline:
-        status = run(["dvc", "queue", "status"], repo).stdout
-        if "Failed" in status:
-            logs = run(["dvc", "queue", "logs", status.split()[-4]], repo, check=False)
-            pytest.fail(f"a queued experiment failed:\n{status}\n{logs.stdout}\n{logs.stderr}")
-        if status.count("Success") >= expected:
-            return json.loads(run(["dvc", "exp", "show", "--json"], repo).stdout)
+        shown = json.loads(run(["dvc", "exp", "show", "--json"], repo).stdout)
+        states = experiment_states(shown)
+        failed = [name for name, state in states if state == "failed"]
+        if failed:
+            logs = run(["dvc", "queue", "logs", failed[0]], repo, check=False)
+            pytest.fail(f"a queued experiment failed: {states}\n{logs.stdout}\n{logs.stderr}")
+        pending = [name for name, state in states if state in ("queued", "running")]
+        if not pending and len(experiment_records(shown)) >= expected:
+            return shown
         time.sleep(5)
-    pytest.fail(f"the queue did not finish in {QUEUE_TIMEOUT_S} s:\n{run(['dvc', 'queue', 'status'], repo).stdout}")
+    pytest.fail(f"the queue did not finish in {QUEUE_TIMEOUT_S} s: {experiment_states(json.loads(run(['dvc', 'exp', 'show', '--json'], repo).stdout))}")
 
 
 def test_a_queued_grid_runs_in_parallel_and_exp_show_lists_each(dvc_repo: Path) -> None:
@@ -46,8 +61,8 @@ def test_a_queued_grid_runs_in_parallel_and_exp_show_lists_each(dvc_repo: Path) 
 
     run(["dvc", "exp", "run", "--queue", "train_top",
          "-S", "train_top.learning_rate=0.001,0.0003", "-S", "train_top.epochs=1,2"], repo)
-    queued = run(["dvc", "queue", "status"], repo).stdout
-    assert queued.count("Queued") == 4, queued
+    queued = experiment_states(json.loads(run(["dvc", "exp", "show", "--json"], repo).stdout))
+    assert [state for _, state in queued] == ["queued"] * 4, queued
     run(["dvc", "queue", "start", "-j", "2"], repo)
     try:
         shown = wait_for_queue(repo, 4)

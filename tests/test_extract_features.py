@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -135,6 +135,7 @@ def test_weights_none_is_reproducible_and_seeded(tmp_path):
     assert not np.allclose(first, np.load(tmp_path / "c" / "train_features.npy"))
 
 
+@pytest.mark.slow
 def test_weights_none_are_the_same_in_a_fresh_process():
     """finetune rebuilds the random VGG16 in another process: it must equal extract_features's."""
 
@@ -185,7 +186,11 @@ def test_local_weights_file_gives_the_in_memory_models_features(tmp_path, file_n
     expected = reference.predict(keras.applications.vgg16.preprocess_input(images.copy()), verbose=0)
     got = np.load(tmp_path / "features" / "train_features.npy")
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-4)
-    assert meta["weights"]["source"] == "file" and len(meta["weights"]["sha256"]) == 64
+    written = json.loads((tmp_path / "features" / feature_files.META_FILE).read_text())
+    file_hash = hashlib.sha256(weights_file.read_bytes()).hexdigest()
+    for recorded in (meta["weights"], written["weights"]):
+        assert recorded["source"] == "file"
+        assert recorded["sha256"] == file_hash  # the file's own hash, as features/meta.json records it
 
 
 def write_corrupt(path: Path) -> None:
@@ -271,6 +276,7 @@ def test_mixed_precision_features_are_float32_and_close(tmp_path):
     assert 0 < relative < 0.10
 
 
+@pytest.mark.slow
 def test_stage_reports_a_missing_weights_file_in_one_line(tmp_path):
     project = make_project(tmp_path / "project", params={"weights": "missing/vgg16.h5"})
     result = run([sys.executable, "-m", "stages.extract_features"], project, check=False)

@@ -70,6 +70,7 @@ def validation_images(project: Path) -> np.ndarray:
     return np.stack([decode_and_resize(str(path), SIZE).numpy() for path in paths]).astype(np.float32)
 
 
+@pytest.mark.slow
 def test_two_epochs_write_a_model_that_reloads_and_predicts_on_raw_pixels(project):
     set_params(project, {"epochs": 2, "patience": 3})
     finetune.main()
@@ -124,6 +125,7 @@ def test_epochs_zero_writes_the_bottleneck_model_on_images(project):
     )
 
 
+@pytest.mark.slow
 def test_mixed_precision_fine_tuning_runs_and_reloads(project):
     set_params(project, {"epochs": 1, "mixed_precision": True})
     finetune.main()

@@ -19,7 +19,6 @@ import contextlib
 import importlib
 import io
 import json
-import subprocess
 import sys
 import threading
 import zipfile
@@ -34,6 +33,7 @@ import requests
 from stages.download import build_raw
 from stages.lib.params import DownloadParams, KaggleFiles
 from stages.lib.sources import ALTERNATIVES
+from tests.conftest import ROOT, run
 
 COMPETITION = "dogs-vs-cats-redux-kernels-edition"
 DOWNLOAD_URL = "https://api.kaggle.com/v1/competitions.CompetitionApiService/DownloadDataFile"
@@ -384,5 +384,5 @@ def test_unknown_file_gives_a_404_hint(fake_kaggle, tmp_path):
 
 def test_the_kaggle_client_is_imported_lazily():
     code = "import sys, stages.download, stages.lib.sources; print('kaggle' in sys.modules)"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    result = run([sys.executable, "-c", code], ROOT, timeout=120)
     assert result.stdout.strip() == "False"

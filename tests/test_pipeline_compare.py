@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.conftest import run, update_params
+from tests.conftest import dvc_status, run, stages_ran, update_params
 
 pytestmark = pytest.mark.slow
 
@@ -31,11 +31,6 @@ TINY = {
     "finetune": {"epochs": 0},
     "evaluate": {"worst_images": 4},
 }
-
-
-def ran(output: str) -> set[str]:
-    """The stages a `dvc repro` / `dvc exp run` output says it ran."""
-    return {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage '")}
 
 
 def commit(repo: Path, message: str) -> None:
@@ -57,7 +52,7 @@ def test_whole_pipeline_then_experiment_then_metrics_and_plots_diff(dvc_repo: Pa
     repo = dvc_repo
     update_params(repo, TINY)
     first = run(["dvc", "repro"], repo)
-    assert ran(first.stdout) == {
+    assert stages_ran(first) == {
         "download", "split", "train_scratch", "extract_features", "train_top", "finetune",
         "evaluate", "reports", "submission",
     }
@@ -83,13 +78,26 @@ def test_whole_pipeline_then_experiment_then_metrics_and_plots_diff(dvc_repo: Pa
     shown = json.loads(run(["dvc", "metrics", "show", "--json"], repo).stdout)
     workspace_metrics = shown[""]["data"]["reports/evaluate/metrics.json"]["data"]
     assert workspace_metrics["top"]["log_loss"] == metrics["top"]["log_loss"]
-    assert run(["dvc", "status", "--json"], repo).stdout.strip() == "{}"
+    assert dvc_status(repo) == {}
+    # The last three stages rerun when their own params change (and only the stages that read them).
+    params_text = (repo / "params.yaml").read_text()
+    for change, expected in [
+        ({"evaluate": {"clip": 0.01}}, {"evaluate", "reports", "submission"}),
+        ({"evaluate": {"threshold": 0.4}}, {"evaluate", "reports"}),
+        ({"evaluate": {"worst_images": 2}}, {"reports"}),
+        ({"evaluate": {"calibrate": True}}, {"reports", "submission"}),
+        ({"split": {"max_pixels": 10_000_000}}, {"split", "reports", "submission"}),
+    ]:
+        update_params(repo, change)
+        assert set(dvc_status(repo)) == expected, change
+        (repo / "params.yaml").write_text(params_text)
+    assert dvc_status(repo) == {}
     commit(repo, "tiny run, train_top.epochs 1")
     baseline = run(["git", "rev-parse", "--abbrev-ref", "HEAD"], repo).stdout.strip()
 
     # An experiment: only what follows train_top reruns; `dvc exp show` lists it with its metrics.
     experiment = run(["dvc", "exp", "run", "-n", "two-epochs", "-S", "train_top.epochs=2"], repo)
-    assert ran(experiment.stdout) == {"train_top", "finetune", "evaluate", "reports", "submission"}
+    assert stages_ran(experiment) == {"train_top", "finetune", "evaluate", "reports", "submission"}
     records = experiment_records(json.loads(run(["dvc", "exp", "show", "--json"], repo).stdout))
     record = next(record for record in records if record.get("name") == "two-epochs")
     assert record["data"]["params"]["params.yaml"]["data"]["train_top"]["epochs"] == 2

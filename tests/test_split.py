@@ -298,7 +298,7 @@ def test_main_writes_outputs_and_both_reports(tmp_path: Path, monkeypatch: pytes
     [
         ({}, "raw image folder not found: data/raw/train"),
         ({"ratio": 1.5}, "split.ratio"),
-        ({"n": 1000}, "split.n is 1000 but only 6 valid images"),
+        pytest.param({"n": 1000}, "split.n is 1000 but only 6 valid images", marks=pytest.mark.slow),  # decodes (TF)
     ],
 )
 def test_cli_exits_1_with_a_one_line_error(tmp_path: Path, split: dict, message: str) -> None:

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -56,16 +58,46 @@ def free_ports(count: int) -> list[int]:
 @pytest.mark.slow
 def test_mirrored_strategy_trains_on_two_logical_cpus(tmp_path):
     prepare(tmp_path, "mirrored", epochs=2)
-    env_path = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
-    result = subprocess.run(
-        [sys.executable, "-c", TWO_LOGICAL_CPUS], cwd=tmp_path, capture_output=True, text=True,
-        env={**os.environ, "PYTHONPATH": env_path, "TF_CPP_MIN_LOG_LEVEL": "2"}, timeout=300,
-    )
+    result = run([sys.executable, "-c", TWO_LOGICAL_CPUS], tmp_path, check=False, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "distribution: mirrored with 2 replica(s)" in result.stderr
     metrics = json.loads((tmp_path / "reports/scratch/metrics.json").read_text())
     assert metrics["replicas"] == 2 and metrics["epochs_run"] == 2
     assert (tmp_path / "models/scratch.keras").is_file()
+
+
+def start_workers(directories: list[Path], logs: list[Path]) -> list[subprocess.Popen]:
+    """One ``python -m stages.train_scratch`` per directory, a cluster on fresh free ports, output to ``logs``."""
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(len(directories))]}
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH", "")])),
+           "TF_CPP_MIN_LOG_LEVEL": "2"}
+    processes = []
+    for index, (directory, log) in enumerate(zip(directories, logs)):
+        with log.open("w") as output:
+            processes.append(subprocess.Popen(
+                [sys.executable, "-m", "stages.train_scratch"], cwd=directory, stdout=output,
+                stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                env={**env, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})},
+            ))
+    return processes
+
+
+def wait_all(processes: list[subprocess.Popen], timeout: float) -> None:
+    """Wait for every process under one deadline; stop all of them as soon as one fails or time is up."""
+    deadline = time.monotonic() + timeout
+    try:
+        while any(process.poll() is None for process in processes):
+            if any(process.returncode not in (None, 0) for process in processes):
+                break  # the others would wait for a peer that is gone
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
 
 
 @pytest.mark.slow
@@ -74,22 +106,15 @@ def test_multiworker_strategy_trains_with_two_worker_processes(tmp_path):
     for directory in (chief, other):  # each worker reads its own copy: only the chief may write
         directory.mkdir()
         prepare(directory, "multiworker", epochs=2)
-    cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "TF_CPP_MIN_LOG_LEVEL": "2"}
-    processes = [
-        subprocess.Popen(
-            [sys.executable, "-m", "stages.train_scratch"], cwd=directory, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True,
-            env={**env, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})},
-        )
-        for index, directory in enumerate((chief, other))
-    ]
-    try:
-        logs = [process.communicate(timeout=240)[0] for process in processes]
-    finally:
-        for process in processes:
-            process.kill()
+    log_files = [tmp_path / "worker0.log", tmp_path / "worker1.log"]
+    for attempt in range(3):  # a port taken between free_ports() and TensorFlow's bind: new ports, again
+        processes = start_workers([chief, other], log_files)
+        wait_all(processes, timeout=300)
+        logs = [path.read_text() for path in log_files]
+        if not any("Address already in use" in log or "Failed to add port" in log for log in logs):
+            break
+    for process, log in zip(processes, logs):
+        assert process.returncode == 0, log[-3000:]
     for process, log in zip(processes, logs):
         assert process.returncode == 0, log[-3000:]
     epochs = [[line.split(" INFO ")[1] for line in log.splitlines() if "stages.lib.multiworker: epoch" in line]

@@ -68,6 +68,7 @@ def test_build_top_classifier_is_the_tutorials_top_model():
         stage.build_top_classifier((1, 1, 512), [8, 4], [0.5])
 
 
+@pytest.mark.slow
 def test_train_top_learns_writes_outputs_and_reloads_in_safe_mode(tmp_path, monkeypatch):
     project = make_project(tmp_path / "project")
     monkeypatch.chdir(project)

@@ -32,6 +32,29 @@ def tiny_image_model(seed: int = 0, size: int = IMAGE_SIZE):
     return keras.Model(inputs, outputs, name="tiny_image_model")
 
 
+def lambda_image_model(seed: int = 0, size: int = IMAGE_SIZE):
+    """An image model with a ``Lambda`` layer (a Python lambda: arbitrary code): safe mode must refuse it."""
+    import keras
+
+    inputs = keras.Input((size, size, 3), name="image")
+    doubled = keras.layers.Lambda(lambda pixels: pixels * 1.0, name="arbitrary_code")(inputs)
+    return keras.Model(inputs, tiny_image_model(seed, size)(doubled), name="lambda_model")
+
+
+def write_corrupt_model(path: Path) -> None:
+    """A ``.keras`` file that is not a Keras archive (a zip signature, then junk)."""
+    path.write_bytes(b"PK\x03\x04" + b"not a keras archive" * 20)
+
+
+def saturated_image_model(bias: float, size: int = IMAGE_SIZE):
+    """An image model whose sigmoid output is pinned near 0 or 1 (output bias ``bias``, e.g. +-50)."""
+    model = tiny_image_model(0, size)
+    dense = model.layers[-1]
+    kernel, _ = dense.get_weights()
+    dense.set_weights([kernel * 0.0, np.full((1,), bias, dtype=np.float32)])
+    return model
+
+
 def tiny_top_model(seed: int = 1):
     """Features (2, 2, 8) -> Flatten -> sigmoid P(dog): a stand-in for the top classifier."""
     import keras

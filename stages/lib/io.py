@@ -126,9 +126,14 @@ def write_text(target: str | Path, text: str) -> None:
 
 def metrics_for_json(value):
     """Metrics ready for a metrics file: floats rounded to 6 decimals (no last-bit noise in
-    ``dvc metrics diff``), NaN and infinities (undefined) as null, nested mappings alike."""
+    ``dvc metrics diff``), NaN and infinities (undefined) as null, nested mappings and lists
+    alike, numpy scalars as plain numbers."""
     if isinstance(value, dict):
         return {key: metrics_for_json(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [metrics_for_json(item) for item in value]
+    if type(value).__module__ == "numpy" and hasattr(value, "item"):  # np.float32, np.int64, np.bool_
+        value = value.item()
     if isinstance(value, float):
         return round(value, METRIC_DECIMALS) if math.isfinite(value) else None
     return value

@@ -1,0 +1,35 @@
+"""The benchmark scripts run once on tiny inputs, so they cannot rot unnoticed (figures are not checked:
+timings on a test machine mean nothing)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+
+from tests.conftest import ROOT, run
+
+pytestmark = pytest.mark.slow
+
+
+def test_every_benchmark_runs_quick_and_writes_its_report(tmp_path):
+    output = tmp_path / "benchmarks.json"
+    # About 3.5 min on a busy 2-core machine: every alternative runs in a fresh process.
+    result = run([sys.executable, "-m", "benchmarks", "--quick", "--output", str(output)], ROOT, timeout=840)
+    report = json.loads(output.read_text())
+    assert {"training", "extraction", "precision", "memory", "dvc"} <= set(report)
+    for name in ("tutorial", "ours", "bound"):
+        assert report["training"]["runs"][name]["images_per_second"] > 0
+    assert report["extraction"]["ours_vs_bound"] > 0
+    assert set(report["memory"]) == {"40", "80"}
+    assert report["dvc"]["images"] == 200 and report["dvc"]["dvc_status"]["median_seconds"] > 0
+    table = output.with_suffix(".md").read_text()
+    assert table.startswith("| benchmark |") and "no-op `dvc status`" in table
+    assert f"wrote {output}" in result.stdout
+
+
+def test_the_recipes_benchmark_parses_its_arguments():
+    # Its runs need kaggle-medium (4,000 photos); parsing and imports are what can rot without it.
+    result = run([sys.executable, "-m", "benchmarks.recipes", "--help"], ROOT, timeout=120)
+    assert "--recipes" in result.stdout and "--seeds" in result.stdout

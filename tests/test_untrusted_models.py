@@ -1,0 +1,97 @@
+"""Safe-mode loading through every entry point that loads models: evaluate, submission, ``catsdogs predict``.
+
+A ``.keras`` file with a ``Lambda`` layer (arbitrary Python code) and a corrupt
+``.keras`` file are each refused with the project's one-line message (exit code 1),
+never loaded, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import pytest
+
+from stages.cli import EXIT_ERROR
+from stages.cli import main as cli_main
+from stages.lib.model_files import save_model
+from stages.lib.runner import run_stage
+from tests.tiny_models import lambda_image_model, make_workspace, write_corrupt_model
+
+LAMBDA_REFUSED = "Requested the deserialization of a `Lambda` layer"
+CORRUPT_REFUSED = "Please ensure the file is an accessible `.keras` zip file"
+
+
+@pytest.fixture(scope="module")
+def base_workspace(tmp_path_factory) -> Path:
+    """A project folder as evaluate finds it, with evaluate's metrics naming scratch the best model."""
+    root = make_workspace(tmp_path_factory.mktemp("untrusted"))
+    (root / "reports/evaluate").mkdir(parents=True)
+    metrics = {"scratch": {"log_loss": 0.1}, "top": {"log_loss": 0.9}, "finetune": {"log_loss": 0.8}}
+    (root / "reports/evaluate/metrics.json").write_text(json.dumps(metrics))
+    save_model(lambda_image_model(), root / "lambda.keras")
+    return root
+
+
+@pytest.fixture(params=["lambda", "corrupt"])
+def hostile(request, base_workspace, tmp_path, monkeypatch):
+    """A copy of the workspace whose models/scratch.keras is hostile; returns (root, expected message part)."""
+    root = tmp_path / "project"
+    shutil.copytree(base_workspace, root)
+    if request.param == "lambda":
+        shutil.copy(root / "lambda.keras", root / "models/scratch.keras")
+        expected = LAMBDA_REFUSED
+    else:
+        write_corrupt_model(root / "models/scratch.keras")
+        expected = CORRUPT_REFUSED
+    monkeypatch.chdir(root)
+    return root, expected
+
+
+def assert_one_line_refusal(caplog, stage: str, expected: str) -> None:
+    errors = [record for record in caplog.records if record.levelno >= logging.ERROR]
+    assert len(errors) == 1, [record.getMessage() for record in errors]
+    message = errors[0].getMessage()
+    assert message.startswith(f"{stage} failed: could not load the model models/scratch.keras: "), message
+    assert expected in message
+    assert "\n" not in message and errors[0].exc_info is None  # one line, no traceback
+
+
+def test_evaluate_refuses_a_hostile_model(hostile, caplog):
+    from stages import evaluate
+
+    root, expected = hostile
+    metrics_before = (root / "reports/evaluate/metrics.json").read_text()
+    with caplog.at_level("INFO"), pytest.raises(SystemExit) as exit_info:
+        run_stage("evaluate", evaluate.main)
+    assert exit_info.value.code == 1
+    assert_one_line_refusal(caplog, "evaluate", expected)
+    assert not (root / "reports/evaluate/predictions.csv").exists()
+    assert (root / "reports/evaluate/metrics.json").read_text() == metrics_before
+
+
+def test_submission_refuses_a_hostile_model(hostile, caplog):
+    from stages import submission
+
+    root, expected = hostile
+    with caplog.at_level("INFO"), pytest.raises(SystemExit) as exit_info:
+        run_stage("submission", submission.main)
+    assert exit_info.value.code == 1
+    assert_one_line_refusal(caplog, "submission", expected)
+    assert not (root / "reports/submission.csv").exists()
+
+
+@pytest.mark.parametrize("model", ["models/scratch.keras", "scratch", "best", "ensemble"])
+def test_catsdogs_predict_refuses_a_hostile_model(hostile, capsys, model):
+    _, expected = hostile
+    code = cli_main(["predict", "data/raw/test/1.jpg", "--model", model])
+    out, err = capsys.readouterr()
+    assert code == EXIT_ERROR
+    assert out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("catsdogs predict: error: could not load the model models/scratch.keras: ")
+    assert expected in lines[0]
+    assert "Traceback" not in err
