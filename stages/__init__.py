@@ -2,8 +2,10 @@
 
 Importing the package quiets TensorFlow's start-up chatter (CUDA probing on
 machines without a GPU, oneDNN and CPU-feature notices), which is not the
-stages' output. Set ``TF_CPP_MIN_LOG_LEVEL`` yourself (0 shows everything) and
-nothing is filtered.
+stages' output. ``TF_CPP_MIN_LOG_LEVEL`` defaults to 2 (TensorFlow's INFO and
+WARNING notices off); set it to 0 to see everything, start-up lines included.
+Any other value keeps those lines out too: absl writes them before it reads the
+level, so a user's ``TF_CPP_MIN_LOG_LEVEL=2`` alone would not hold them back.
 """
 
 import importlib.abc
@@ -64,7 +66,6 @@ class _QuietTensorFlowFinder(importlib.abc.MetaPathFinder):
         return spec
 
 
-if "TF_CPP_MIN_LOG_LEVEL" not in os.environ:
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"  # INFO and WARNING notices off; errors still show
-    if "tensorflow" not in sys.modules:
-        sys.meta_path.insert(0, _QuietTensorFlowFinder())
+# INFO and WARNING notices off unless the user chose a level; errors still show.
+if os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2").strip() != "0" and "tensorflow" not in sys.modules:
+    sys.meta_path.insert(0, _QuietTensorFlowFinder())
