@@ -5,6 +5,7 @@ object ids or process state). Synthetic data, the split, the figures; the real s
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -58,12 +59,8 @@ def test_figures_and_summary_are_bit_identical_in_separate_processes(tmp_path):
     from stages import evaluate
 
     base = make_workspace(tmp_path / "base")
-    previous = os.getcwd()
-    os.chdir(base)
-    try:
+    with contextlib.chdir(base):  # main() reads params.yaml and writes its outputs in the working directory
         evaluate.main()
-    finally:
-        os.chdir(previous)
     trees = []
     for seed in (1, 2):
         folder = tmp_path / f"run{seed}"

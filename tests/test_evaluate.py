@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 
@@ -95,17 +96,11 @@ def test_best_model_has_the_lowest_log_loss():
 @pytest.fixture(scope="module")
 def evaluated(tmp_path_factory):
     """A tiny workspace after the evaluate stage ran (in-process, from its folder)."""
-    import os
-
     from stages import evaluate
 
     root = make_workspace(tmp_path_factory.mktemp("evaluate"))
-    previous = os.getcwd()
-    os.chdir(root)
-    try:
+    with contextlib.chdir(root):  # main() reads params.yaml and writes its outputs in the working directory
         evaluate.main()
-    finally:
-        os.chdir(previous)
     return root
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import contextlib
 import shutil
 
 import numpy as np
@@ -34,17 +34,13 @@ def reported(tmp_path_factory):
     from stages import evaluate, reports
 
     root = make_workspace(tmp_path_factory.mktemp("reports"))
-    previous = os.getcwd()
-    os.chdir(root)
-    try:
+    with contextlib.chdir(root):  # the stages read params.yaml and write their outputs in the working directory
         evaluate.main()
         reports.main()
         first = {path.name: path.read_bytes() for path in (root / "reports/figures").iterdir()}
         first["summary.md"] = (root / "reports/summary.md").read_bytes()
         shutil.rmtree(root / "reports/figures")
         reports.main()
-    finally:
-        os.chdir(previous)
     return root, first
 
 
