@@ -46,7 +46,8 @@ def pipeline_workspace(folder: Path, images: int, timeout_s: float) -> Path:
     _init_repo(folder, timeout_s)
     for name in ("dvc.yaml", "params.yaml", ".gitignore"):
         shutil.copy(ROOT / name, folder / name)
-    shutil.copytree(ROOT / "stages", folder / "stages", ignore=shutil.ignore_patterns("__pycache__"))
+    for code in ("stages", "weights"):  # the weights stage depends on weights/ (local weights files)
+        shutil.copytree(ROOT / code, folder / code, ignore=shutil.ignore_patterns("__pycache__", "*.h5"))
     params = yaml.safe_load((folder / "params.yaml").read_text())
     params["common"].update(image_size=32, batch_size=64)
     params["download"].update(source="synthetic", synthetic={"count": images // 2, "size": 32, "test_count": 100})

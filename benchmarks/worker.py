@@ -144,14 +144,17 @@ def extract_ours(settings: dict) -> dict:
     """The extract_features stage's own function, both splits, into a temporary folder."""
     from stages.extract_features import extract_features
     from stages.lib.seeding import seed_everything
+    from stages.weights import prepare_weights
 
     data = Path(settings["data"])
-    seed_everything(settings["seed"], False)
     with tempfile.TemporaryDirectory() as scratch:
+        weights_file = Path(scratch) / "vgg16_notop.weights.h5"  # random weights, as the weights stage writes
+        prepare_weights("none", weights_file, seed=settings["seed"], local_dir=scratch)
+        seed_everything(settings["seed"], False)
         meta = extract_features(
             {split: data / split for split in ("train", "validation")}, Path(scratch) / "features",
-            image_size=settings["image_size"], batch_size=settings["batch_size"], weights="none",
-            preprocessing="vgg16", mixed_precision=settings["mixed_precision"], seed=settings["seed"],
+            image_size=settings["image_size"], batch_size=settings["batch_size"], weights_file=weights_file,
+            preprocessing="vgg16", mixed_precision=settings["mixed_precision"],
         )
     images = sum(counts["total"] for counts in meta["counts"].values())
     seconds = sum(meta["extract_seconds"].values())
@@ -170,7 +173,10 @@ def extract_bound(settings: dict) -> dict:
     paths = [path for split in ("train", "validation") for path in list_labelled_images(data / split)[0]]
     seed_everything(settings["seed"], False)
     policy = set_mixed_precision(settings["mixed_precision"])
-    model = vgg.vgg16_image_model(vgg.build_vgg16_base(size, "none", settings["seed"]), "vgg16", size)
+    import keras
+
+    keras.utils.set_random_seed(settings["seed"])  # random weights: the speed does not depend on them
+    model = vgg.vgg16_image_model(vgg.vgg16_base(size), "vgg16", size)
     images = in_memory(paths, size)
     started = time.perf_counter()
     for start in range(0, len(images), batch):  # every batch timed, the first included, like the stage's timer

@@ -113,8 +113,8 @@ def predict_command(arguments) -> int:
     tta = params.evaluate.tta if arguments.tta is None else arguments.tta
     name = resolve_model_name(arguments.model, params)
     model = load_prediction_model(
-        name, params.paths.model_files(), tta=tta, image_size=common.image_size, weights=features.weights,
-        preprocessing=features.preprocessing, seed=common.seed,
+        name, params.paths.model_files(), tta=tta, image_size=common.image_size,
+        weights_file=params.paths.vgg16_weights, preprocessing=features.preprocessing,
     )
     temperature = 1.0  # a model given by its path has no calibration of its own
     if params.evaluate.calibrate and (name in params.paths.model_files() or name == ENSEMBLE):

@@ -3,7 +3,8 @@
 Writes the features folder (layout: :mod:`stages.lib.features`): float32 feature
 arrays streamed to disk batch by batch, their labels and image names in the same
 order, and meta.json. The folder is built beside its target and moved in whole,
-so a killed run leaves no half-written features. Same images, weights file and
+so a killed run leaves no half-written features. VGG16's weights come from
+paths.vgg16_weights (the weights stage). Same images, weights file and
 software on the same machine give byte-identical features.
 """
 
@@ -49,10 +50,9 @@ def extract_features(
     output_dir: str | Path,
     image_size: int,
     batch_size: int,
-    weights: str,
+    weights_file: str | Path,
     preprocessing: str,
     mixed_precision: bool | str,
-    seed: int,
 ) -> dict:
     """Extract features for each split in ``split_dirs`` into ``output_dir`` (replaced atomically).
 
@@ -61,11 +61,11 @@ def extract_features(
     """
     listed = {split: list_labelled_images(directory) for split, directory in split_dirs.items()}
     policy = set_mixed_precision(mixed_precision)
-    model = vgg.vgg16_image_model(vgg.build_vgg16_base(image_size, weights, seed), preprocessing, image_size)
+    model = vgg.vgg16_image_model(vgg.build_vgg16_base(image_size, weights_file), preprocessing, image_size)
     meta: dict = {
         "image_size": image_size,
         "preprocessing": preprocessing,
-        "weights": vgg.describe_weights(weights, seed),
+        "weights": vgg.describe_weights(weights_file),
         "dtype_policy": policy,
         "saved_dtype": "float32",
         "feature_shape": list(model.output_shape[1:]),
@@ -105,10 +105,9 @@ def main() -> None:
         params.paths.features,
         image_size=common.image_size,
         batch_size=common.batch_size,
-        weights=section.weights,
+        weights_file=params.paths.vgg16_weights,
         preprocessing=section.preprocessing,
         mixed_precision=section.mixed_precision,
-        seed=common.seed,
     )
     images = sum(counts["total"] for counts in meta["counts"].values())
     seconds = sum(meta["extract_seconds"].values())

@@ -87,7 +87,7 @@ def finetune(
     seed: int,
     deterministic: bool,
     fail_at_chance: bool,
-    weights: str,
+    weights_file: str | Path,
     preprocessing: str,
     augmentation: dict,
     epochs: int,
@@ -107,7 +107,7 @@ def finetune(
     validation = list_labelled_images(validation_dir)
     policy = set_mixed_precision(mixed_precision)
     top = load_model(top_model_path)
-    base = vgg.build_vgg16_base(image_size, weights, seed)  # the weights the features came from
+    base = vgg.build_vgg16_base(image_size, weights_file)  # the weights the features came from
     seed_everything(seed, deterministic)  # same shuffling/augmentation whatever the weights
     freeze_below(base, trainable_from)
     model = vgg.vgg16_image_model(base, preprocessing, image_size, top=top, name="vgg16_finetune")
@@ -128,7 +128,7 @@ def finetune(
     else:
         logger.info("fine-tuning from %s (%d trainable parameters), up to %d epochs", trainable_from, trainable, epochs)
         started = time.perf_counter()
-        data = [train_dir, validation_dir, top_model_path] + ([weights] if Path(weights).is_file() else [])
+        data = [train_dir, validation_dir, top_model_path, weights_file]
         backup = resume_backup(backups, "finetune", settings, data)
         history, extra = fit_finetune(
             model, train, validation, image_size=image_size, batch_size=batch_size, seed=seed,
@@ -158,7 +158,7 @@ def main() -> None:
     finetune(
         paths.train, paths.validation, paths.top_model, paths.finetune_model, paths.finetune_reports,
         **params.common.model_dump(),
-        weights=features.weights,
+        weights_file=paths.vgg16_weights,
         preprocessing=features.preprocessing,
         augmentation=params.train_scratch.augmentation.model_dump(),
         **params.finetune.model_dump(),

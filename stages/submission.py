@@ -61,13 +61,13 @@ def format_submission(rows: list[tuple[int, float]]) -> str:
 
 def predict_test_set(
     images: list[tuple[int, Path]], model_name: str, model_files: dict[str, Path], *, image_size: int,
-    batch_size: int, clip: float, tta: bool, temperature: float, max_pixels: int, weights: str, preprocessing: str,
-    seed: int,
+    batch_size: int, clip: float, tta: bool, temperature: float, max_pixels: int, weights_file: str | Path,
+    preprocessing: str,
 ) -> tuple[list[tuple[int, float]], list[int]]:
     """(id, P(dog)) for each test image with the named model (or the ensemble), and the ids skipped (given 0.5)."""
     model = load_prediction_model(
-        model_name, model_files, tta=tta, image_size=image_size, weights=weights, preprocessing=preprocessing,
-        seed=seed,
+        model_name, model_files, tta=tta, image_size=image_size, weights_file=weights_file,
+        preprocessing=preprocessing,
     )
     results = predict_files(
         model, [path for _, path in images], model_image_size(model, image_size), batch_size, clip, max_pixels,
@@ -92,8 +92,8 @@ def predict_test_set(
 
 def make_submission(
     test_dir: str | Path, evaluate_dir: str | Path, model_files: dict[str, Path], submission: str | Path, *,
-    image_size: int, batch_size: int, clip: float, tta: bool, calibrate: bool, max_pixels: int, weights: str,
-    preprocessing: str, seed: int,
+    image_size: int, batch_size: int, clip: float, tta: bool, calibrate: bool, max_pixels: int,
+    weights_file: str | Path, preprocessing: str,
 ) -> tuple[int, list[int]]:
     """Write the ``submission`` CSV for the images in ``test_dir``; return the number of rows and the skipped ids."""
     images = list_test_images(test_dir)
@@ -107,7 +107,7 @@ def make_submission(
                 len(images), model_name, temperature)
     rows, skipped = predict_test_set(
         images, model_name, model_files, image_size=image_size, batch_size=batch_size, clip=clip, tta=tta,
-        temperature=temperature, max_pixels=max_pixels, weights=weights, preprocessing=preprocessing, seed=seed,
+        temperature=temperature, max_pixels=max_pixels, weights_file=weights_file, preprocessing=preprocessing,
     )
     write_text(submission, format_submission(rows))
     return len(rows), skipped
@@ -121,8 +121,7 @@ def main() -> None:
         paths.raw_test, paths.evaluate_reports, paths.model_files(), paths.submission,
         image_size=common.image_size, batch_size=common.batch_size, clip=params.evaluate.clip, tta=params.evaluate.tta,
         calibrate=params.evaluate.calibrate,
-        max_pixels=params.split.max_pixels, weights=features.weights, preprocessing=features.preprocessing,
-        seed=common.seed,
+        max_pixels=params.split.max_pixels, weights_file=paths.vgg16_weights, preprocessing=features.preprocessing,
     )
     logger.info("wrote %s (%d rows, %d of them skipped images given P(dog)=%.1f)", paths.submission, count,
                 len(skipped), UNREADABLE_PROBABILITY)

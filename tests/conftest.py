@@ -100,14 +100,20 @@ def update_params(repo: Path, changes: dict) -> None:
     path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
+def copy_pipeline(repo: Path) -> None:
+    """The project's pipeline into ``repo``: dvc.yaml, params, the stages' code, the local-weights folder."""
+    repo.mkdir(parents=True, exist_ok=True)
+    for name in ("dvc.yaml", "params.yaml", ".gitignore"):
+        shutil.copy(ROOT / name, repo / name)
+    for folder in ("stages", "weights"):
+        shutil.copytree(ROOT / folder, repo / folder, ignore=shutil.ignore_patterns("__pycache__", "*.h5"))
+
+
 @pytest.fixture
 def dvc_repo(tmp_path: Path) -> Path:
     """A fresh git + DVC repository holding a copy of the project's pipeline and code."""
     repo = tmp_path / "repo"
-    repo.mkdir()
-    for name in ("dvc.yaml", "params.yaml", ".gitignore"):
-        shutil.copy(ROOT / name, repo / name)
-    shutil.copytree(ROOT / "stages", repo / "stages", ignore=shutil.ignore_patterns("__pycache__"))
+    copy_pipeline(repo)
     run(["git", "init", "-q"], repo)
     run(["git", "config", "user.email", "tests@example.com"], repo)
     run(["git", "config", "user.name", "tests"], repo)

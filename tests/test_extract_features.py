@@ -1,4 +1,7 @@
-"""extract_features: shapes, row/label/file alignment, streaming to disk, weights sources, bad input."""
+"""extract_features: shapes, row/label/file alignment, streaming to disk, the weights file, bad input.
+
+Where the weights come from (imagenet, none, a local file) is the weights stage's: tests/test_weights.py.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,6 @@ import json
 import sys
 from pathlib import Path
 
-import h5py
 import keras
 import numpy as np
 import pytest
@@ -19,6 +21,7 @@ from stages.lib import vgg
 from stages.lib.data import decode_and_resize, list_labelled_images
 from stages.lib.synthetic import write_split_layout
 from tests.conftest import ROOT, run
+from tests.tiny_models import link_vgg16_weights, random_vgg16_weights
 
 SIZE = 32  # VGG16's smallest input: features 1 x 1 x 512
 
@@ -43,12 +46,14 @@ def make_project(root: Path, cats: int = 7, dogs: int = 3, params: dict | None =
     raw["common"].update(image_size=SIZE, batch_size=4)
     raw["extract_features"].update({"weights": "none", **(params or {})})
     (root / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    link_vgg16_weights(root / raw["paths"]["vgg16_weights"])  # what the weights stage writes
     return root
 
 
-def extract(split_dirs: dict, output: Path, weights: str = "none", mixed_precision: bool = False, seed: int = 42):
-    """Run the stage's extraction function at the test size."""
-    return stage.extract_features(split_dirs, output, SIZE, 4, weights, "vgg16", mixed_precision, seed)
+def extract(split_dirs: dict, output: Path, weights_file: Path | None = None, mixed_precision: bool = False):
+    """Run the stage's extraction function at the test size (random VGG16 weights unless given a file)."""
+    weights_file = weights_file or random_vgg16_weights()
+    return stage.extract_features(split_dirs, output, SIZE, 4, weights_file, "vgg16", mixed_precision)
 
 
 def test_unbalanced_split_rows_labels_and_files_agree(tmp_path, monkeypatch):
@@ -73,7 +78,7 @@ def test_unbalanced_split_rows_labels_and_files_agree(tmp_path, monkeypatch):
     names = (features_dir / "train_files.txt").read_text().splitlines()
     assert names == [f"cats/cat.{i}.jpg" for i in range(7)] + [f"dogs/dog.{i}.jpg" for i in range(3)]
     # A row matches its file: the features of one image computed alone equal its row.
-    model = vgg.vgg16_image_model(vgg.build_vgg16_base(SIZE, "none", 42), "vgg16", SIZE)
+    model = vgg.vgg16_image_model(vgg.build_vgg16_base(SIZE, random_vgg16_weights()), "vgg16", SIZE)
     for row in (0, 6, 7, 9):
         image = decode_and_resize(str(project / "data" / "train" / names[row]), SIZE)[None]
         np.testing.assert_allclose(model.predict_on_batch(image)[0], train[row], rtol=1e-5, atol=1e-5)
@@ -84,11 +89,12 @@ def test_unbalanced_split_rows_labels_and_files_agree(tmp_path, monkeypatch):
     assert meta["counts"]["train"] == {"total": 10, "cats": 7, "dogs": 3}
     assert meta["feature_shape"] == [1, 1, 512] and meta["image_size"] == SIZE
     assert meta["preprocessing"] == "vgg16" and meta["dtype_policy"] == "float32"
-    assert meta["weights"] == {"source": "none", "seed": 42}
+    weights_file = project / "models/vgg16_notop.weights.h5"
+    assert meta["weights"] == {"file": weights_file.name, "sha256": hashlib.sha256(weights_file.read_bytes()).hexdigest()}
     # Streamed: created with w+ and re-opened (r+) as rows accumulate; no temporary folders left behind.
     assert ("train_features.npy", "w+") in calls and ("validation_features.npy", "w+") in calls
     assert calls.count(("train_features.npy", "r+")) == 2  # after rows 4 and 8 (batches of 4 >= 3 rows)
-    assert sorted(p.name for p in project.iterdir()) == ["data", "features", "params.yaml"]
+    assert sorted(p.name for p in project.iterdir()) == ["data", "features", "models", "params.yaml"]
 
 
 BOUNDED_MEMORY_CHILD = """
@@ -124,34 +130,6 @@ def test_writing_features_keeps_memory_bounded(tmp_path):
     assert growth_mib < 128
 
 
-def test_weights_none_is_reproducible_and_seeded(tmp_path):
-    write_split_layout(tmp_path / "train", 2, SIZE, seed=1)
-    dirs = {"train": tmp_path / "train"}
-    extract(dirs, tmp_path / "a", seed=42)
-    extract(dirs, tmp_path / "b", seed=42)
-    extract(dirs, tmp_path / "c", seed=43)
-    first = np.load(tmp_path / "a" / "train_features.npy")
-    assert np.array_equal(first, np.load(tmp_path / "b" / "train_features.npy"))
-    assert not np.allclose(first, np.load(tmp_path / "c" / "train_features.npy"))
-
-
-@pytest.mark.slow
-def test_weights_none_are_the_same_in_a_fresh_process():
-    """finetune rebuilds the random VGG16 in another process: it must equal extract_features's."""
-
-    def digest_code() -> str:
-        return (
-            "import hashlib, numpy as np; from stages.lib import vgg; "
-            f"base = vgg.build_vgg16_base({SIZE}, 'none', 42); "
-            "print(hashlib.sha256(b''.join(np.asarray(w).tobytes() for w in base.get_weights())).hexdigest())"
-        )
-
-    other = run([sys.executable, "-c", digest_code()], ROOT).stdout.strip().splitlines()[-1]
-    here = {}
-    exec(digest_code().replace("print(", "here['digest'] = ("), {"here": here})
-    assert other == here["digest"]
-
-
 def test_preprocessing_layer_matches_keras_preprocess_input():
     images = np.random.default_rng(0).uniform(0, 255, size=(2, SIZE, SIZE, 3)).astype("float32")
     expected = keras.applications.vgg16.preprocess_input(images.copy())
@@ -159,105 +137,6 @@ def test_preprocessing_layer_matches_keras_preprocess_input():
     np.testing.assert_allclose(vgg.ImagePreprocessing("rescale")(images), images / 255, atol=1e-6)
     with pytest.raises(ValueError, match="not one of vgg16, rescale"):
         vgg.ImagePreprocessing("caffe")
-
-
-def save_legacy_h5(model, path: Path) -> None:
-    """Write weights in the legacy Keras .h5 layout of the official vgg16_..._notop.h5 file."""
-    from keras.src.legacy.saving import legacy_h5_format
-
-    with h5py.File(path, "w") as handle:
-        legacy_h5_format.save_weights_to_hdf5_group(handle, model)
-
-
-@pytest.mark.parametrize("file_name", ["vgg16.weights.h5", vgg.NOTOP_WEIGHTS_FILE])
-def test_local_weights_file_gives_the_in_memory_models_features(tmp_path, file_name):
-    keras.utils.set_random_seed(7)  # not common.seed: the file's weights must be what is used
-    reference = keras.applications.VGG16(include_top=False, weights=None, input_shape=(SIZE, SIZE, 3))
-    weights_file = tmp_path / file_name
-    if file_name.endswith(".weights.h5"):
-        reference.save_weights(weights_file)
-    else:
-        save_legacy_h5(reference, weights_file)
-    write_split_layout(tmp_path / "train", 3, SIZE, seed=1)
-    meta = extract({"train": tmp_path / "train"}, tmp_path / "features", weights=str(weights_file))
-
-    paths, _ = list_labelled_images(tmp_path / "train")
-    images = np.stack([decode_and_resize(str(path), SIZE).numpy() for path in paths]).astype(np.float32)
-    expected = reference.predict(keras.applications.vgg16.preprocess_input(images.copy()), verbose=0)
-    got = np.load(tmp_path / "features" / "train_features.npy")
-    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-4)
-    written = json.loads((tmp_path / "features" / feature_files.META_FILE).read_text())
-    file_hash = hashlib.sha256(weights_file.read_bytes()).hexdigest()
-    for recorded in (meta["weights"], written["weights"]):
-        assert recorded["source"] == "file"
-        assert recorded["sha256"] == file_hash  # the file's own hash, as features/meta.json records it
-
-
-def write_corrupt(path: Path) -> None:
-    path.write_bytes(b"not an HDF5 file" * 64)
-
-
-def write_other_architecture(path: Path) -> None:
-    small = keras.Sequential([keras.Input((SIZE, SIZE, 3)), keras.layers.Conv2D(4, 3), keras.layers.Flatten()])
-    small.save_weights(path)
-
-
-def write_vgg19(path: Path) -> None:
-    keras.applications.VGG19(include_top=False, weights=None, input_shape=(SIZE, SIZE, 3)).save_weights(path)
-
-
-def write_first_block_only(path: Path) -> None:
-    """The first block of VGG16 only: Keras refuses it for the layers it lacks."""
-    base = keras.applications.VGG16(include_top=False, weights=None, input_shape=(SIZE, SIZE, 3))
-    keras.Model(base.input, base.get_layer("block1_pool").output).save_weights(path)
-
-
-@pytest.mark.parametrize(
-    "writer, message",
-    [
-        (None, "not found"),
-        (write_corrupt, "not a VGG16"),
-        (write_other_architecture, "not a VGG16"),
-        (write_vgg19, "not a VGG16"),
-        (write_first_block_only, "not a VGG16.*block2_conv1"),
-    ],
-)
-def test_bad_weights_file_is_a_clear_error_naming_it(tmp_path, writer, message):
-    path = tmp_path / "weights.weights.h5"
-    if writer is not None:
-        writer(path)
-    with pytest.raises(ValueError, match=message) as error:
-        vgg.build_vgg16_base(SIZE, str(path), seed=0)
-    assert str(path) in str(error.value)
-
-
-def test_a_file_that_leaves_layers_unloaded_is_refused(tmp_path, monkeypatch):
-    """Some Keras versions and layouts skip layers with a warning only: the NaN sentinels catch that."""
-    path = tmp_path / "partial.weights.h5"
-    path.write_bytes(b"")  # its content is never read: load_weights is replaced below
-    donor = keras.applications.VGG16(include_top=False, weights=None, input_shape=(SIZE, SIZE, 3))
-
-    def load_first_block_only(model, filepath, **kwargs):
-        for name in ("block1_conv1", "block1_conv2"):
-            model.get_layer(name).set_weights(donor.get_layer(name).get_weights())
-
-    monkeypatch.setattr(keras.Model, "load_weights", load_first_block_only)
-    with pytest.raises(ValueError, match="does not match VGG16's architecture: no weights for block2_conv1") as error:
-        vgg.build_vgg16_base(SIZE, str(path), seed=0)
-    assert str(path) in str(error.value) and "block1_conv1" not in str(error.value)
-
-
-def test_imagenet_download_failure_says_how_to_supply_a_local_file(monkeypatch):
-    def offline(*args, **kwargs):
-        # What keras.utils.get_file raises without network (seen on this machine).
-        raise Exception(f"URL fetch failure on {vgg.NOTOP_WEIGHTS_URL}: None -- [Errno -2] Name or service not known")
-
-    monkeypatch.setattr(keras.utils, "get_file", offline)
-    with pytest.raises(ValueError) as error:
-        vgg.build_vgg16_base(SIZE, "imagenet", seed=0)
-    message = str(error.value)
-    assert vgg.NOTOP_WEIGHTS_FILE in message and vgg.NOTOP_WEIGHTS_URL in message
-    assert "extract_features.weights" in message and "Name or service not known" in message
 
 
 def test_mixed_precision_features_are_float32_and_close(tmp_path):
@@ -278,9 +157,11 @@ def test_mixed_precision_features_are_float32_and_close(tmp_path):
 
 @pytest.mark.slow
 def test_stage_reports_a_missing_weights_file_in_one_line(tmp_path):
-    project = make_project(tmp_path / "project", params={"weights": "missing/vgg16.h5"})
+    project = make_project(tmp_path / "project")
+    (project / "models/vgg16_notop.weights.h5").unlink()  # the weights stage has not run, nor dvc pull
     result = run([sys.executable, "-m", "stages.extract_features"], project, check=False)
     assert result.returncode == 1
-    assert "VGG16 weights file not found: missing/vgg16.h5" in result.stderr
+    assert "VGG16 weights file not found: models/vgg16_notop.weights.h5" in result.stderr
+    assert "dvc repro weights" in result.stderr and "dvc pull" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (project / "features").exists()

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import yaml
 
-from stages import extract_features, finetune, train_top
+from stages import extract_features, finetune, train_top, weights
 from stages.lib import vgg
 from stages.lib.data import decode_and_resize, list_labelled_images
 from stages.lib.synthetic import write_split_layout
@@ -50,6 +50,7 @@ def trained_top(tmp_path_factory) -> Path:
     set_params(project, {})
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(project)
+        weights.main()
         extract_features.main()
         train_top.main()
     return project
@@ -90,7 +91,7 @@ def test_two_epochs_write_a_model_that_reloads_and_predicts_on_raw_pixels(projec
     predictions = model.predict(images, verbose=0)
     assert predictions.shape == (8, 1) and ((predictions >= 0) & (predictions <= 1)).all()
     # Frozen below block5: block1-4 kept the seeded random weights extract_features used.
-    reference = vgg.build_vgg16_base(SIZE, "none", 42)
+    reference = vgg.build_vgg16_base(SIZE, project / "models/vgg16_notop.weights.h5")
     trained_base = model.get_layer(vgg.BASE_NAME)
     for name in ("block1_conv1", "block4_conv3"):
         for got, expected in zip(trained_base.get_layer(name).get_weights(), reference.get_layer(name).get_weights()):
@@ -144,7 +145,7 @@ def test_unknown_trainable_from_lists_the_layers(project):
 
 
 def test_a_top_model_for_another_image_size_is_refused():
-    base = vgg.build_vgg16_base(64, "none", 0)  # features 2 x 2 x 512
+    base = vgg.vgg16_base(64)  # features 2 x 2 x 512
     top = train_top.build_top_classifier((1, 1, 512), [4], [0.1])
     with pytest.raises(ValueError, match=r"expects features of shape \(1, 1, 512\) but VGG16 at 64x64 gives"):
         vgg.vgg16_image_model(base, "vgg16", 64, top=top)

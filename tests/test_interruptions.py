@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from stages.lib.debris import remove_debris
-from tests.conftest import ROOT, run, update_params
+from tests.conftest import ROOT, copy_pipeline, run, update_params
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
 # Makes a temporary for the output argv[1] with the project's atomic writer, then dies (argv[2] == "kill")
@@ -156,6 +156,7 @@ if _STAGE and _STAGE == os.environ.get("HOOK_STAGE"):
 STAGE_OUTPUTS = {
     "download": ["data/raw"],
     "split": ["data/train", "data/validation", "reports/data/split.json", "reports/data/split_files.json"],
+    "weights": ["models/vgg16_notop.weights.h5"],
     "extract_features": ["features"],
 }
 HARNESS_PARAMS = {
@@ -219,10 +220,7 @@ def reference(tmp_path_factory) -> dict:
     hook_dir.mkdir()
     (hook_dir / "sitecustomize.py").write_text(HOOK)
     repo = base / "reference"
-    repo.mkdir()
-    for name in ("dvc.yaml", "params.yaml", ".gitignore"):
-        shutil.copy(ROOT / name, repo / name)
-    shutil.copytree(ROOT / "stages", repo / "stages", ignore=shutil.ignore_patterns("__pycache__"))
+    copy_pipeline(repo)
     update_params(repo, HARNESS_PARAMS)
     for command in (["git", "init", "-q"], ["git", "config", "user.email", "t@example.com"],
                     ["git", "config", "user.name", "t"], ["dvc", "init", "-q"],
@@ -278,3 +276,17 @@ def test_a_killed_stage_reruns_to_the_uninterrupted_outputs(
     assert {output: tree_hash(repo / output) for output in expected} == expected
     assert debris_in(repo) == []
     assert "up to date" in run(["dvc", "status", stage], repo).stdout
+
+
+def test_every_declared_output_resolves_to_a_path_in_the_repository(monkeypatch) -> None:
+    """The debris cleanup finds a stage's outputs through dvc.yaml: every ${paths.*} there must resolve
+    (a key with digits, paths.vgg16_weights, once stayed a literal template and its temporaries stayed)."""
+    from stages.lib.debris import declared_outputs
+
+    monkeypatch.chdir(ROOT)
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    for stage in stages:
+        outputs = declared_outputs(stage)
+        assert outputs, stage
+        for output in outputs:
+            assert "$" not in str(output) and not output.is_absolute(), (stage, output)

@@ -53,7 +53,7 @@ def test_whole_pipeline_then_experiment_then_metrics_and_plots_diff(dvc_repo: Pa
     update_params(repo, TINY)
     first = run(["dvc", "repro"], repo)
     assert stages_ran(first) == {
-        "download", "split", "train_scratch", "extract_features", "train_top", "finetune",
+        "download", "split", "weights", "train_scratch", "extract_features", "train_top", "finetune",
         "evaluate", "reports", "submission",
     }
 

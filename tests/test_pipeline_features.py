@@ -1,4 +1,4 @@
-"""End to end: download -> split -> extract_features -> train_top -> finetune with `dvc repro`.
+"""End to end: download -> split -> weights -> extract_features -> train_top -> finetune with `dvc repro`.
 
 A real pipeline in a temporary git + DVC repo on the synthetic source (32 px,
 random VGG16 weights, finetune.epochs 0): checks that each stage reruns only
@@ -8,6 +8,7 @@ feature extraction.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import pytest
 import yaml
 
 from tests.conftest import dvc_status, run, stages_ran, update_params
+from tests.tiny_models import random_vgg16_weights
 
 
 def changed(repo: Path) -> set[str]:
@@ -41,7 +43,7 @@ def test_only_stages_whose_inputs_changed_rerun(dvc_repo: Path) -> None:
         },
     )
     first = run(["dvc", "repro", "finetune"], dvc_repo)
-    assert stages_ran(first) == {"download", "split", "extract_features", "train_top", "finetune"}
+    assert stages_ran(first) == {"download", "split", "weights", "extract_features", "train_top", "finetune"}
     labels = np.load(dvc_repo / "features/train_labels.npy")
     files = (dvc_repo / "features/train_files.txt").read_text().splitlines()
     assert len(labels) == 16 and [name.startswith("dogs/") for name in files] == list(labels == 1)
@@ -70,3 +72,40 @@ def test_only_stages_whose_inputs_changed_rerun(dvc_repo: Path) -> None:
     assert changed(dvc_repo) == {"extract_features"}
     update_params(dvc_repo, {"extract_features": {"mixed_precision": False, "preprocessing": "rescale"}})
     assert changed(dvc_repo) == {"extract_features", "finetune"}
+
+
+@pytest.mark.slow
+def test_vgg16_weights_are_tracked_by_content(dvc_repo: Path) -> None:
+    """A local weights file replaced at the same path reruns extraction; the same weights from
+    another source rerun only the weights stage (its output is byte-identical)."""
+    update_params(
+        dvc_repo,
+        {
+            "download": {"source": "synthetic", "synthetic": {"count": 4, "size": 32, "test_count": 1}},
+            "common": {"image_size": 32, "batch_size": 8},
+            "extract_features": {"weights": "none"},
+        },
+    )
+    first = run(["dvc", "repro", "extract_features"], dvc_repo)
+    assert stages_ran(first) == {"download", "split", "weights", "extract_features"}
+    written = dvc_repo / "models/vgg16_notop.weights.h5"
+    features_lock = locked(dvc_repo, "extract_features")
+
+    # The same weights as a local file (what `none` wrote, copied into weights/): only `weights` reruns.
+    local = dvc_repo / "weights/vgg16.weights.h5"
+    local.write_bytes(written.read_bytes())
+    update_params(dvc_repo, {"extract_features": {"weights": "weights/vgg16.weights.h5"}})
+    assert set(dvc_status(dvc_repo, "extract_features", with_deps=True)) == {"weights"}
+    second = run(["dvc", "repro", "extract_features"], dvc_repo)
+    assert stages_ran(second) == {"weights"}
+    assert locked(dvc_repo, "extract_features") == features_lock
+
+    # Other weights at the same path: DVC sees the folder's content change; extraction reruns on them.
+    local.write_bytes(random_vgg16_weights(seed=43).read_bytes())
+    assert set(dvc_status(dvc_repo, "extract_features", with_deps=True)) == {"weights"}
+    third = run(["dvc", "repro", "extract_features"], dvc_repo)
+    assert stages_ran(third) == {"weights", "extract_features"}
+    meta = json.loads((dvc_repo / "features/meta.json").read_text())
+    assert meta["weights"]["sha256"] == hashlib.sha256(written.read_bytes()).hexdigest()
+    assert meta["weights"]["sha256"] != hashlib.sha256(random_vgg16_weights(seed=42).read_bytes()).hexdigest()
+    assert dvc_status(dvc_repo, "extract_features", with_deps=True) == {}

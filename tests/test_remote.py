@@ -101,3 +101,25 @@ def test_s3_remote_round_trip(dvc_repo: Path, tmp_path: Path, s3_server):
 
     clone = clone_and_pull(dvc_repo, tmp_path / "teammate")
     assert tree_digest(clone / "data" / "raw") == expected
+
+
+def test_vgg16_weights_travel_through_the_remote(dvc_repo: Path, tmp_path: Path):
+    """A machine without internet access gets the weights the team used with `dvc pull`: the clone's
+    weights stage is up to date, so nothing there downloads (or regenerates) them."""
+    update_params(dvc_repo, {"extract_features": {"weights": "none"}})
+    run(["dvc", "repro", "weights"], dvc_repo)
+    expected = hashlib.sha256((dvc_repo / "models/vgg16_notop.weights.h5").read_bytes()).hexdigest()
+    remote = tmp_path / "shared-remote"
+    run(["dvc", "remote", "add", "-d", "shared", str(remote)], dvc_repo)
+    run(["git", "add", "-A"], dvc_repo)
+    run(["git", "commit", "-qm", "weights"], dvc_repo)
+    run(["dvc", "push", "weights"], dvc_repo)
+
+    clone = tmp_path / "offline-machine"
+    run(["git", "clone", "-q", str(dvc_repo), str(clone)], tmp_path)
+    assert not (clone / "models/vgg16_notop.weights.h5").exists()
+    run(["dvc", "pull", "weights"], clone)
+    assert hashlib.sha256((clone / "models/vgg16_notop.weights.h5").read_bytes()).hexdigest() == expected
+    status = run(["dvc", "status", "--json", "weights"], clone).stdout.strip()
+    assert status in ("{}", ""), status
+    assert "Running stage" not in run(["dvc", "repro", "weights"], clone).stdout

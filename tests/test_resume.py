@@ -116,7 +116,7 @@ def test_a_killed_finetune_resumes_from_its_last_epoch(tmp_path: Path) -> None:
     params["train_top"].update(epochs=2, batch_size=8, units=[8], dropouts=[0.2])
     params["finetune"].update(epochs=4, patience=50)
     (root / "params.yaml").write_text(yaml.safe_dump(params))
-    for stage in ("extract_features", "train_top"):
+    for stage in ("weights", "extract_features", "train_top"):
         result = run_stage(root, stage)
         assert result.returncode == 0, result.stderr
     done = kill_after_epoch(root, "finetune", 1)

@@ -94,7 +94,7 @@ def test_without_a_test_set_the_header_is_written(tmp_path, monkeypatch, caplog)
 
 
 def test_top_model_on_images_matches_features_from_the_same_vgg16(tmp_path, monkeypatch):
-    """Stacked on VGG16 (weights none: seeded), ``top`` gives what it gives on extract_features' features."""
+    """Stacked on VGG16 (paths.vgg16_weights), ``top`` gives what it gives on extract_features' features."""
     import keras
 
     from stages.lib import vgg
@@ -114,7 +114,7 @@ def test_top_model_on_images_matches_features_from_the_same_vgg16(tmp_path, monk
     assert len(pd.read_csv(root / "reports/submission.csv")) == 5
     submission = pd.read_csv(root / "reports/submission.csv").set_index("id")
 
-    extractor = vgg.vgg16_image_model(vgg.build_vgg16_base(32, "none", params.common.seed), "vgg16", 32)
+    extractor = vgg.vgg16_image_model(vgg.build_vgg16_base(32, params.paths.vgg16_weights), "vgg16", 32)
     image = read_image(root / "data/raw/test/2.jpg", 32)
     features = extractor.predict(image[np.newaxis], verbose=0)
     expected = float(np.clip(top.predict(features, verbose=0)[0, 0], 0.005, 0.995))

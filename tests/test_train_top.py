@@ -31,7 +31,7 @@ def write_features(directory: Path, split: str, features: np.ndarray, labels: np
 def write_meta(directory: Path, counts: dict[str, int], shape=FEATURE_SHAPE) -> None:
     """A meta.json like extract_features's (only what train_top reads matters here)."""
     meta = {"feature_shape": list(shape), "counts": {split: {"total": n} for split, n in counts.items()},
-            "preprocessing": "vgg16", "weights": {"source": "none", "seed": 42}}
+            "preprocessing": "vgg16", "weights": {"file": "vgg16_notop.weights.h5", "sha256": "0" * 64}}
     (directory / "meta.json").write_text(json.dumps(meta))
 
 

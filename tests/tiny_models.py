@@ -6,7 +6,10 @@ submission and CLI tests do not depend on training code or its run time.
 
 from __future__ import annotations
 
+import functools
 import json
+import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -66,6 +69,28 @@ def tiny_top_model(seed: int = 1):
     return keras.Model(inputs, outputs, name="tiny_top")
 
 
+@functools.cache
+def random_vgg16_weights(seed: int = 42) -> Path:
+    """A VGG16 weights file with random weights (``weights: none``), written once per test process by
+    the weights stage's own code (:func:`stages.weights.prepare_weights`)."""
+    from stages.weights import prepare_weights
+
+    folder = Path(tempfile.mkdtemp(prefix="catsdogs-vgg16-"))
+    target = folder / "vgg16_notop.weights.h5"
+    prepare_weights("none", target, seed=seed, local_dir=folder)
+    return target
+
+
+def link_vgg16_weights(target: Path, seed: int = 42) -> Path:
+    """Put the random VGG16 weights file at ``target`` (a hard link where possible: 59 MB each)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(random_vgg16_weights(seed), target)
+    except OSError:
+        target.write_bytes(random_vgg16_weights(seed).read_bytes())
+    return target
+
+
 def write_history(path: Path, epochs: int) -> None:
     """A history.csv with the training stages' columns."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -75,7 +100,7 @@ def write_history(path: Path, epochs: int) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def make_workspace(root: Path, per_class: int = 6, with_test: bool = True) -> Path:
+def make_workspace(root: Path, per_class: int = 6, with_test: bool = True, with_vgg16: bool = True) -> Path:
     """A project folder as the pipeline leaves it before evaluate: data, models, features, reports, params.
 
     Feature rows are written in a shuffled order (with a matching file list), so
@@ -92,6 +117,8 @@ def make_workspace(root: Path, per_class: int = 6, with_test: bool = True) -> Pa
     save_model(tiny_image_model(0), root / "models" / "scratch.keras")
     save_model(tiny_top_model(1), root / "models" / "top.keras")
     save_model(tiny_image_model(2), root / "models" / "finetune.keras")
+    if with_vgg16:  # what the weights stage writes, for the top model stacked on VGG16
+        link_vgg16_weights(root / "models" / "vgg16_notop.weights.h5")
 
     names = [f"cats/cat.{i}.jpg" for i in range(per_class)] + [f"dogs/dog.{i}.jpg" for i in range(per_class)]
     labels = np.array([0] * per_class + [1] * per_class, dtype=np.int32)

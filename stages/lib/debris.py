@@ -28,7 +28,7 @@ from stages.lib.params import load_params
 logger = logging.getLogger("debris")
 
 DVC_FILE = "dvc.yaml"
-_TEMPLATE = re.compile(r"\$\{paths\.([a-z_]+)\}")
+_TEMPLATE = re.compile(r"\$\{paths\.([A-Za-z0-9_]+)\}")
 _RANDOM = r"[a-z0-9_]{8}"  # tempfile's random part
 # Temporary folders named before pids were part of the names: (stage, prefix).
 LEGACY_PREFIXES = (("download", ".download-"), ("split", ".split-normalized-"))

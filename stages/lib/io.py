@@ -23,6 +23,7 @@ LIVE_FOLDER = "live"
 PREDICTIONS_FILE = "predictions.csv"
 ROC_FOLDER = "roc"
 METRIC_DECIMALS = 6
+KERAS_WEIGHTS_SUFFIX = ".weights.h5"  # the names Keras saves weights under
 
 
 def temporary_prefix(target: str | Path) -> str:
@@ -83,12 +84,14 @@ def naming_errors(target: str | Path) -> Iterator[None]:
 def atomic_path(target: str | Path) -> Iterator[Path]:
     """Yield a temporary path to write (a file or a folder); move it onto target on success.
 
-    The temporary path keeps the target's suffix (Keras checks ``.keras``). On an
-    exception the temporary path is removed and the target is left untouched.
+    The temporary path keeps the target's suffix (Keras checks ``.keras`` and
+    ``.weights.h5``). On an exception the temporary path is removed and the target is
+    left untouched.
     """
     target = Path(target)
+    suffix = KERAS_WEIGHTS_SUFFIX if target.name.endswith(KERAS_WEIGHTS_SUFFIX) else target.suffix
     with naming_errors(target):
-        temporary = _temporary_sibling(target, suffix=target.suffix)
+        temporary = _temporary_sibling(target, suffix=suffix)
     try:
         with naming_errors(target):
             yield temporary

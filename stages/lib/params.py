@@ -82,6 +82,8 @@ class PathsParams(Section):
     split_report: str = "reports/data/split.json"  # counts only (dvc metrics)
     split_files: str = "reports/data/split_files.json"  # chosen, dropped, normalized file lists
     features: str = "features"
+    vgg16_weights: str = "models/vgg16_notop.weights.h5"  # written by the weights stage, DVC-tracked
+    local_weights: str = "weights"  # local VGG16 weights files (extract_features.weights: weights/<file>)
     scratch_model: str = "models/scratch.keras"
     top_model: str = "models/top.keras"
     finetune_model: str = "models/finetune.keras"
@@ -288,7 +290,7 @@ class TrainScratchParams(Section):
 class ExtractFeaturesParams(Section):
     """VGG16 bottleneck features."""
 
-    weights: str = "imagenet"  # "imagenet", "none", or a path to a local weights file
+    weights: str = "imagenet"  # "imagenet", "none", or a weights file inside paths.local_weights
     preprocessing: Literal["vgg16", "rescale"] = "vgg16"
     mixed_precision: MixedPrecision = False
 

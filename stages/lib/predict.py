@@ -49,12 +49,12 @@ def model_image_size(model, default: int) -> int:
     return int(height)
 
 
-def load_image_model(path: str | Path, *, image_size: int, weights: str, preprocessing: str, seed: int):
+def load_image_model(path: str | Path, *, image_size: int, weights_file: str | Path, preprocessing: str):
     """The model in ``path`` as a model of raw [0, 255] images.
 
     A model that takes features rather than images (the top classifier) is stacked
-    on VGG16 built as extract_features built it: ``image_size``, ``weights``,
-    ``preprocessing`` and ``seed`` are that stage's.
+    on VGG16 built as extract_features built it: ``image_size``, ``weights_file``
+    (paths.vgg16_weights) and ``preprocessing`` are that stage's.
     """
     from stages.lib import vgg
     from stages.lib.model_files import load_model
@@ -62,18 +62,18 @@ def load_image_model(path: str | Path, *, image_size: int, weights: str, preproc
     model = load_model(path)
     if takes_images(model):
         return model
-    logger.info("%s takes VGG16 features: stacking it on VGG16 (weights: %s)", path, weights)
-    base = vgg.build_vgg16_base(image_size, weights, seed)
+    logger.info("%s takes VGG16 features: stacking it on VGG16 (weights: %s)", path, weights_file)
+    base = vgg.build_vgg16_base(image_size, weights_file)
     return vgg.vgg16_image_model(base, preprocessing, image_size, top=model, name="vgg16_top")
 
 
 def load_prediction_model(
-    name_or_path: str | Path, model_files: dict[str, Path], *, tta: bool, image_size: int, weights: str,
-    preprocessing: str, seed: int,
+    name_or_path: str | Path, model_files: dict[str, Path], *, tta: bool, image_size: int,
+    weights_file: str | Path, preprocessing: str,
 ):
     """The model to predict with: a trained model by name, ``ensemble`` (the mean of every trained model
     that exists), or a ``.keras`` file; each image model mirror-averaged when ``tta``."""
-    settings = {"image_size": image_size, "weights": weights, "preprocessing": preprocessing, "seed": seed}
+    settings = {"image_size": image_size, "weights_file": weights_file, "preprocessing": preprocessing}
     if str(name_or_path) == ENSEMBLE:
         paths = [Path(path) for path in model_files.values() if Path(path).is_file()]
         if not paths:

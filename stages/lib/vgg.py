@@ -1,9 +1,13 @@
 """VGG16 for the bottleneck stages: its weights, and the one builder of every VGG16 model.
 
-``extract_features.weights`` is ``imagenet`` (Keras downloads the no-top weights
-once into ``$KERAS_HOME/models``), ``none`` (random weights, seeded: tests) or the
-path of a local weights file (air-gapped machines). A local file is checked:
-every VGG16 layer must be loaded from it, else a ``ValueError`` names the file.
+The weights stage (:mod:`stages.weights`) turns ``extract_features.weights`` into one
+file, ``paths.vgg16_weights``, in Keras's weights format: ``imagenet`` (Keras downloads
+the no-top weights once into ``$KERAS_HOME/models`` and checks their MD5), ``none``
+(random weights, seeded: tests, offline runs) or a local weights file inside
+``paths.local_weights``. Every later stage builds VGG16 from that file
+(:func:`build_vgg16_base`), so the weights are tracked by content and travel with
+``dvc push`` / ``dvc pull``. A weights file is checked when loaded: every VGG16
+layer must be loaded from it, else a ``ValueError`` names the file.
 
 Every VGG16 model the pipeline uses (the feature extractor, the bottleneck
 classifier applied to images, the fine-tuned model) is assembled by
@@ -29,6 +33,7 @@ NOTOP_WEIGHTS_URL = "https://storage.googleapis.com/tensorflow/keras-application
 NOTOP_WEIGHTS_MD5 = "6d6bbae143d832006294945121d1f1fc"  # the hash keras.applications.VGG16 checks
 BASE_NAME = "vgg16"
 PREPROCESSING_NAME = "preprocessing"
+SOURCE_IMAGE_SIZE = 32  # any size: the base's weights do not depend on it
 
 
 def imagenet_weights_file() -> Path:
@@ -40,26 +45,22 @@ def imagenet_weights_file() -> Path:
     except Exception as error:  # get_file raises a bare Exception on URL failures
         raise ValueError(
             f"could not download the ImageNet VGG16 weights ({error}). On a machine without "
-            f"network access, supply a local file: fetch {NOTOP_WEIGHTS_FILE} (58 MB) from "
-            f"{NOTOP_WEIGHTS_URL} on a connected machine, copy it here, and set "
-            f"extract_features.weights in params.yaml to its path (or copy it into "
-            f"$KERAS_HOME/models/, by default ~/.keras/models/, and keep weights: imagenet)"
+            f"network access, `dvc pull weights` brings them from the project's remote if a "
+            f"connected machine pushed them; else fetch {NOTOP_WEIGHTS_FILE} (58 MB) from "
+            f"{NOTOP_WEIGHTS_URL}, copy it into weights/ and set extract_features.weights: "
+            f"weights/{NOTOP_WEIGHTS_FILE} in params.yaml (or copy it into $KERAS_HOME/models/, "
+            f"by default ~/.keras/models/, and keep weights: imagenet)"
         ) from error
     return Path(path)
 
 
-def describe_weights(weights: str, seed: int) -> dict:
-    """What ``extract_features.weights`` resolves to, for features/meta.json."""
-    if weights == "none":
-        return {"source": "none", "seed": seed}
-    if weights == "imagenet":
-        return {"source": "imagenet", "file": NOTOP_WEIGHTS_FILE, "md5": NOTOP_WEIGHTS_MD5}
-    path = Path(weights)
+def describe_weights(path: str | Path) -> dict:
+    """The weights file a stage built VGG16 from, for its metadata: name and SHA-256."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
-    return {"source": "file", "path": str(path), "sha256": digest.hexdigest()}
+    return {"file": Path(path).name, "sha256": digest.hexdigest()}
 
 
 def load_weights_file(base, path: str | Path) -> None:
@@ -67,8 +68,8 @@ def load_weights_file(base, path: str | Path) -> None:
     path = Path(path)
     if not path.is_file():
         raise ValueError(
-            f"VGG16 weights file not found: {path} (extract_features.weights must be imagenet, "
-            f"none, or the path of a file such as {NOTOP_WEIGHTS_FILE})"
+            f"VGG16 weights file not found: {path} (the weights stage writes it: run `dvc repro weights`, "
+            f"or `dvc pull` it from the project's remote)"
         )
     # NaN sentinels: Keras skips some mismatches silently; any layer the file did not fill stays NaN.
     for variable in base.weights:
@@ -93,25 +94,59 @@ def load_weights_file(base, path: str | Path) -> None:
         )
 
 
-def build_vgg16_base(image_size: int, weights: str, seed: int):
-    """VGG16's convolutional base (no top) with the weights ``extract_features.weights`` names.
+def vgg16_base(image_size: int):
+    """VGG16's convolutional base (no top) at ``image_size``, weights not loaded (Keras's random init).
 
-    ``none`` seeds Keras right before building, so the random weights are the
-    same in every process for a seed (extract_features and finetune agree).
+    Its input is named, not numbered by Keras (``input_layer_3``), so a weights file
+    saved from it is byte-identical in every process and at every call.
     """
-    input_shape = (image_size, image_size, 3)
-    if weights == "none":
+    inputs = keras.Input((image_size, image_size, 3), name=f"{BASE_NAME}_input")
+    return keras.applications.VGG16(include_top=False, weights=None, input_tensor=inputs, name=BASE_NAME)
+
+
+def local_weights_file(source: str, local_dir: str | Path) -> Path:
+    """``source`` as a local weights file; ``ValueError`` unless it lies inside ``local_dir``.
+
+    Only files inside that folder (a dependency of the weights stage in dvc.yaml) are
+    tracked by content: a file replaced at the same path elsewhere would go unnoticed.
+    """
+    path, folder = Path(source), Path(local_dir)
+    if not path.resolve().is_relative_to(folder.resolve()):
+        raise ValueError(
+            f"extract_features.weights ({source}) must be imagenet, none, or a weights file inside "
+            f"{folder}/ (paths.local_weights): copy the file there and name it so, e.g. "
+            f"weights: {folder.as_posix()}/{NOTOP_WEIGHTS_FILE}. DVC tracks that folder's content, so "
+            f"replacing the file reruns the stages that use it"
+        )
+    if not path.is_file():
+        raise ValueError(
+            f"VGG16 weights file not found: {path} (extract_features.weights must be imagenet, "
+            f"none, or the path of a file such as {folder.as_posix()}/{NOTOP_WEIGHTS_FILE})"
+        )
+    return path
+
+
+def base_from_source(source: str, seed: int, local_dir: str | Path):
+    """VGG16's base with the weights ``extract_features.weights`` names (the weights stage).
+
+    ``none`` seeds Keras right before building, so the random weights are the same in
+    every process for a seed. The image size does not matter: VGG16's base has the
+    same weights at every input size.
+    """
+    if source == "none":
         keras.utils.set_random_seed(seed)
-        base = keras.applications.VGG16(
-            include_top=False, weights=None, input_shape=input_shape, name=BASE_NAME
-        )
-    else:
-        path = imagenet_weights_file() if weights == "imagenet" else Path(weights)
-        base = keras.applications.VGG16(
-            include_top=False, weights=None, input_shape=input_shape, name=BASE_NAME
-        )
-        load_weights_file(base, path)
-    logger.info("VGG16 base (weights: %s) at %dx%d -> %s", weights, image_size, image_size, base.output_shape[1:])
+        return vgg16_base(SOURCE_IMAGE_SIZE)
+    path = imagenet_weights_file() if source == "imagenet" else local_weights_file(source, local_dir)
+    base = vgg16_base(SOURCE_IMAGE_SIZE)
+    load_weights_file(base, path)
+    return base
+
+
+def build_vgg16_base(image_size: int, weights_file: str | Path):
+    """VGG16's base at ``image_size`` with the weights in ``weights_file`` (paths.vgg16_weights)."""
+    base = vgg16_base(image_size)
+    load_weights_file(base, weights_file)
+    logger.info("VGG16 base (weights: %s) at %dx%d -> %s", weights_file, image_size, image_size, base.output_shape[1:])
     return base
 
 
