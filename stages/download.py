@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stages.lib.io import atomic_path, temporary_prefix
+from stages.lib.manifest import forget_manifest, write_manifest
 from stages.lib.params import load_params
 from stages.lib.runner import run_stage
 from stages.lib.sources import Outputs, fetch
@@ -86,14 +87,16 @@ def build_raw(raw: str | Path, train_relative: Path, test_relative: Path, *, see
 
 
 def main() -> None:
-    """Load params, fetch the raw images from the configured source, log the counts."""
+    """Load params, fetch the raw images from the configured source, write their manifest, log the counts."""
     params = load_params()
     paths = params.paths
     train_relative, test_relative = raw_layout(paths.raw, paths.raw_train, paths.raw_test)
     logger.info("source: %s -> %s", params.download.source, paths.raw)
+    forget_manifest(paths.raw_manifest)
     counts = build_raw(
         paths.raw, train_relative, test_relative, seed=params.common.seed, **params.download.model_dump()
     )
+    write_manifest(paths.raw_manifest, {paths.raw: paths.raw})  # once the tree is in place
     logger.info("wrote %s: %s", paths.raw, counts.summary())
 
 

@@ -25,6 +25,7 @@ import numpy as np
 from stages.lib.images import DROP_REASONS, NORMALIZE_REASONS, ImageCheck, check_images, write_image
 from stages.lib.io import atomic_path, naming_errors, temporary_prefix, write_json
 from stages.lib.labels import CLASS_FOLDERS, parse_train_name
+from stages.lib.manifest import forget_manifest, write_manifest
 from stages.lib.params import load_params
 
 logger = logging.getLogger("split")
@@ -192,9 +193,10 @@ def split_dataset(
 
 
 def main() -> None:
-    """Load params, split paths.raw_train into paths.train / paths.validation, write the reports."""
+    """Load params, split paths.raw_train into paths.train / paths.validation, write their manifest and the reports."""
     params = load_params()
     paths, split = params.paths, params.split
+    forget_manifest(paths.split_manifest)
     report, file_lists = split_dataset(
         paths.raw_train,
         paths.train,
@@ -205,6 +207,7 @@ def main() -> None:
         max_pixels=split.max_pixels,
         seed=params.common.seed,
     )
+    write_manifest(paths.split_manifest, {paths.train: paths.train, paths.validation: paths.validation})
     write_json(paths.split_report, report)
     write_json(paths.split_files, file_lists)
     logger.info(

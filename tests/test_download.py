@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import zipfile
 from collections import Counter
 from pathlib import Path
@@ -271,4 +272,16 @@ def test_cli_synthetic_from_a_repo_root(tmp_path):
     result = run(["python", "-m", "stages.download"], tmp_path)
     assert "train: 4 cats + 4 dogs; test: 2; skipped: none" in result.stderr
     assert len(names(tmp_path / "data" / "raw" / "train")) == 8
-    assert names(tmp_path / "data") == ["raw"]
+    assert names(tmp_path / "data") == ["raw", "raw.manifest.json"]
+    manifest = json.loads((tmp_path / "data" / "raw.manifest.json").read_text())
+    assert sorted(manifest["trees"]["data/raw"]) == sorted(
+        f"{folder.name}/{name}" for folder in (tmp_path / "data/raw").iterdir() for name in names(folder)
+    )
+
+
+def test_a_failed_download_leaves_no_manifest_of_an_older_tree(tmp_path):
+    write_params(tmp_path, {"source": "synthetic", "synthetic": {"count": 4, "size": 16, "test_count": 2}})
+    run(["python", "-m", "stages.download"], tmp_path)
+    write_params(tmp_path, {"source": "dir", "dir": "/nonexistent/train"})
+    assert run(["python", "-m", "stages.download"], tmp_path, check=False).returncode == 1
+    assert not (tmp_path / "data" / "raw.manifest.json").exists()

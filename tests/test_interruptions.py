@@ -153,9 +153,10 @@ if _STAGE and _STAGE == os.environ.get("HOOK_STAGE"):
         atexit.register(_report)
 '''
 
-STAGE_OUTPUTS = {
-    "download": ["data/raw"],
-    "split": ["data/train", "data/validation", "reports/data/split.json", "reports/data/split_files.json"],
+STAGE_OUTPUTS = {  # the manifests too: absent or whole after a kill, never describing a tree that is not there
+    "download": ["data/raw", "data/raw.manifest.json"],
+    "split": ["data/train", "data/validation", "data/split.manifest.json", "reports/data/split.json",
+              "reports/data/split_files.json"],
     "weights": ["models/vgg16_notop.weights.h5"],
     "extract_features": ["features"],
 }

@@ -61,6 +61,9 @@ def test_two_keys_on_the_same_path_are_refused_naming_both() -> None:
         ({"top_model": "models/scratch.keras/top.keras"}, "paths.top_model", "paths.scratch_model"),
         ({"raw": "data/train/raw", "raw_train": "data/train/raw/train", "raw_test": "data/train/raw/test"},
          "paths.raw (data/train/raw)", "paths.train (data/train)"),
+        # A manifest inside the tree it describes would list itself (and be deleted with the tree).
+        ({"split_manifest": "data/train/manifest.json"}, "paths.split_manifest", "paths.train (data/train)"),
+        ({"raw_manifest": "data/raw/manifest.json"}, "paths.raw_manifest", "paths.raw (data/raw)"),
     ],
 )
 def test_a_path_inside_another_is_refused_naming_both(changes: dict, inner: str, outer: str) -> None:

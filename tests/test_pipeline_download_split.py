@@ -37,6 +37,12 @@ def test_dvc_repro_split_reruns_only_what_changed(dvc_repo: Path) -> None:
     assert len(files["validation"]["dogs"]) == 4
     lock = (dvc_repo / "dvc.lock").read_text()
     assert "split:" in lock and "download:" in lock
+    # The manifests later stages depend on: every file of the split, and of the raw tree (train and test).
+    manifest = json.loads((dvc_repo / "data/split.manifest.json").read_text())["trees"]
+    assert {name: len(entries) for name, entries in manifest.items()} == {"data/train": 32, "data/validation": 8}
+    raw_manifest = json.loads((dvc_repo / "data/raw.manifest.json").read_text())["trees"]["data/raw"]
+    assert len(raw_manifest) == 2 * COUNT + 2
+    assert "data/raw.manifest.json" in lock and "data/split.manifest.json" in lock
 
     metrics = json.loads(run(["dvc", "metrics", "show", "--json"], dvc_repo).stdout)
     assert metrics[""]["data"]["reports/data/split.json"]["data"]["train"]["total"] == 32

@@ -77,10 +77,12 @@ class PathsParams(Section):
     raw: str = "data/raw"
     raw_train: str = "data/raw/train"
     raw_test: str = "data/raw/test"
+    raw_manifest: str = "data/raw.manifest.json"  # every raw file's path, size, SHA-256: what later stages depend on
     train: str = "data/train"
     validation: str = "data/validation"
     split_report: str = "reports/data/split.json"  # counts only (dvc metrics)
     split_files: str = "reports/data/split_files.json"  # chosen, dropped, normalized file lists
+    split_manifest: str = "data/split.manifest.json"  # the same for train and validation (README "Speed, memory and disk")
     features: str = "features"
     vgg16_weights: str = "models/vgg16_notop.weights.h5"  # written by the weights stage, DVC-tracked
     local_weights: str = "weights"  # local VGG16 weights files (extract_features.weights: weights/<file>)

@@ -1,0 +1,123 @@
+"""Content manifests (stages/lib/manifest.py): the files downstream stages depend on instead of the photo folders.
+
+Unit tests of the manifest itself, and a real `dvc repro` in which a photo keeps its
+name and size but changes its bytes upstream (the downstream stages must rerun), and
+one in which a photo of the split is edited by hand (`dvc status` must say so and
+`dvc repro` must make the folders and their manifest agree again).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from stages.lib.manifest import file_hash, manifest, tree_entries, write_manifest
+from stages.lib.synthetic import write_kaggle_train
+from tests.conftest import dvc_status, run, stages_ran, update_params
+
+JFIF_X_DENSITY_LOW_BYTE = 15  # Pillow's JPEGs start with a JFIF header: a byte no decoder reads
+
+
+def make_tree(root: Path) -> Path:
+    """A small tree with nested, hidden and empty files."""
+    (root / "cats").mkdir(parents=True)
+    (root / "dogs").mkdir()
+    (root / "cats" / "cat.1.jpg").write_bytes(b"one")
+    (root / "dogs" / "dog.2.jpg").write_bytes(b"two!")
+    (root / ".hidden").write_bytes(b"")
+    return root
+
+
+def test_a_manifest_lists_every_file_with_size_and_content_hash_sorted(tmp_path):
+    root = make_tree(tmp_path / "tree")
+    entries = tree_entries(root)
+    assert list(entries) == [".hidden", "cats/cat.1.jpg", "dogs/dog.2.jpg"]
+    assert entries["dogs/dog.2.jpg"] == {"size": 4, "sha256": file_hash(root / "dogs" / "dog.2.jpg")}
+    assert file_hash(root / "cats" / "cat.1.jpg") == "7692c3ad3540bb803c020b3aee66cd8887123234ea0c6e7143c0add73ff431ed"
+
+
+def test_the_same_tree_gives_byte_identical_manifests(tmp_path):
+    first = make_tree(tmp_path / "a")
+    second = tmp_path / "b"  # the same files, made in another order
+    (second / "dogs").mkdir(parents=True)
+    (second / "dogs" / "dog.2.jpg").write_bytes(b"two!")
+    (second / ".hidden").write_bytes(b"")
+    (second / "cats").mkdir()
+    (second / "cats" / "cat.1.jpg").write_bytes(b"one")
+    write_manifest(tmp_path / "a.json", {"data/x": first})
+    write_manifest(tmp_path / "b.json", {"data/x": second})
+    assert (tmp_path / "a.json").read_bytes() == (tmp_path / "b.json").read_bytes()
+    assert json.loads((tmp_path / "a.json").read_text())["trees"]["data/x"] == tree_entries(first)
+
+
+def test_same_names_and_sizes_with_other_bytes_change_the_manifest(tmp_path):
+    root = make_tree(tmp_path / "tree")
+    before = manifest({"t": root})
+    os.unlink(root / "cats" / "cat.1.jpg")
+    (root / "cats" / "cat.1.jpg").write_bytes(b"ONE")  # same name, same size
+    assert manifest({"t": root}) != before
+
+
+def test_a_missing_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="not a folder"):
+        tree_entries(tmp_path / "absent")
+
+
+def same_size_other_bytes(path: Path) -> None:
+    """Give a JPEG other bytes of the same size and the same pixels (its JFIF density), as a new file."""
+    data = bytearray(path.read_bytes())
+    assert data[6:11] == b"JFIF\0"
+    data[JFIF_X_DENSITY_LOW_BYTE] ^= 0x02
+    path.unlink()  # DVC's hard links are read-only: write a new file, as an editor or a download would
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.slow
+def test_a_photo_with_new_bytes_upstream_reruns_the_stages_downstream(dvc_repo: Path, tmp_path: Path) -> None:
+    source = tmp_path / "source"
+    write_kaggle_train(source / "train", count=6, size=32, seed=3)
+    update_params(
+        dvc_repo,
+        {
+            "download": {"source": "dir", "dir": str(source)},
+            "common": {"image_size": 32, "batch_size": 8},
+            "extract_features": {"weights": "none"},
+        },
+    )
+    first = run(["dvc", "repro", "extract_features"], dvc_repo)
+    assert stages_ran(first) == {"download", "split", "extract_features"}
+    split_manifest = json.loads((dvc_repo / "data/split.manifest.json").read_text())
+    assert set(split_manifest["trees"]) == {"data/train", "data/validation"}
+    assert sum(len(entries) for entries in split_manifest["trees"].values()) == 12
+    raw_manifest = json.loads((dvc_repo / "data/raw.manifest.json").read_text())
+    assert "train/cat.0.jpg" in raw_manifest["trees"]["data/raw"]
+
+    # Nothing changed: nothing reruns.
+    assert stages_ran(run(["dvc", "repro", "extract_features"], dvc_repo)) == set()
+    assert dvc_status(dvc_repo, "extract_features", with_deps=True) == {}
+
+    # A new download gives one photo other bytes under the same name and size: everything downstream reruns.
+    photo = source / "train" / "cat.0.jpg"
+    size = photo.stat().st_size
+    same_size_other_bytes(photo)
+    assert photo.stat().st_size == size
+    assert stages_ran(run(["dvc", "repro", "-f", "-s", "download"], dvc_repo)) == {"download"}
+    assert set(dvc_status(dvc_repo, "extract_features", with_deps=True)) == {"split"}
+    rerun = run(["dvc", "repro", "extract_features"], dvc_repo)
+    assert stages_ran(rerun) == {"split", "extract_features"}
+    assert stages_ran(run(["dvc", "repro", "extract_features"], dvc_repo)) == set()
+
+    # A photo of the split edited by hand: split's output changed, and `dvc repro` puts the split back.
+    edited = next((dvc_repo / "data/train/cats").iterdir())
+    original = edited.read_bytes()
+    same_size_other_bytes(edited)
+    status = dvc_status(dvc_repo, "extract_features", with_deps=True)
+    assert set(status) == {"split"}
+    assert {"changed outs": {"data/train": "modified"}} in status["split"], status
+    restored = run(["dvc", "repro", "extract_features"], dvc_repo)
+    assert "extract_features" not in stages_ran(restored)  # the data it read are back, byte for byte
+    assert edited.read_bytes() == original
+    assert dvc_status(dvc_repo, "extract_features", with_deps=True) == {}
