@@ -88,7 +88,7 @@ def test_a_photo_with_new_bytes_upstream_reruns_the_stages_downstream(dvc_repo: 
         },
     )
     first = run(["dvc", "repro", "extract_features"], dvc_repo)
-    assert stages_ran(first) == {"download", "split", "extract_features"}
+    assert stages_ran(first) == {"download", "split", "weights", "extract_features"}
     split_manifest = json.loads((dvc_repo / "data/split.manifest.json").read_text())
     assert set(split_manifest["trees"]) == {"data/train", "data/validation"}
     assert sum(len(entries) for entries in split_manifest["trees"].values()) == 12
