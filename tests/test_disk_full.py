@@ -69,7 +69,7 @@ def test_a_full_disk_fails_in_one_line_leaves_nothing_and_the_rerun_succeeds(pro
     rerun = split(project)
     assert rerun.returncode == 0, rerun.stderr
     assert len(list((project / "data/train/cats").iterdir())) == 16
-    assert sorted(p.name for p in (project / "data").iterdir()) == ["train", "validation"]
+    assert sorted(p.name for p in (project / "data").iterdir()) == ["split.manifest.json", "train", "validation"]
 
 
 def test_a_read_only_place_fails_in_one_line_and_the_rerun_succeeds(project: Path) -> None:
@@ -83,4 +83,4 @@ def test_a_read_only_place_fails_in_one_line_and_the_rerun_succeeds(project: Pat
     subprocess.run(["mount", "-o", "remount,rw", str(project / "data")], check=True, timeout=60)
     rerun = split(project)
     assert rerun.returncode == 0, rerun.stderr
-    assert sorted(p.name for p in (project / "data").iterdir()) == ["train", "validation"]
+    assert sorted(p.name for p in (project / "data").iterdir()) == ["split.manifest.json", "train", "validation"]
