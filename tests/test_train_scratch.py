@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import sys
@@ -266,7 +267,12 @@ def test_command_line_reports_bad_input_in_one_line(tmp_path):
 
 @pytest.mark.slow
 def test_dvc_repro_runs_the_stage(dvc_repo):
+    from stages.lib.manifest import write_manifest
+
     make_data(dvc_repo, train_count=8, validation_count=4)
+    # What split writes beside its folders: the stage's data dependency (dvc.yaml) is their manifest.
+    with contextlib.chdir(dvc_repo):
+        write_manifest("data/split.manifest.json", {"data/train": "data/train", "data/validation": "data/validation"})
     update_params(dvc_repo, {"common": {"image_size": SIZE, "batch_size": 8}, "train_scratch": {"epochs": 2}})
     run(["dvc", "repro", "--single-item", "train_scratch"], cwd=dvc_repo)
     assert (dvc_repo / "models/scratch.keras").is_file()
