@@ -273,7 +273,7 @@ class TrainScratchParams(Section):
     learning_rate: PositiveFloat = 0.01
     momentum: Annotated[float, Field(ge=0, lt=1)] = 0.9
     decay: Annotated[float, Field(ge=0)] | None = None  # None: learning_rate / epochs
-    patience: Patience = 5  # epochs without a better val_loss (200 validation photos are noisy)
+    patience: Patience = 8  # epochs without a better val_loss (validation losses are noisy; measured: README)
     start_from_epoch: Annotated[int, Field(ge=0, le=MAX_EPOCHS)] = 10  # early stopping watches from here on
     restore_best_weights: bool = True
     filters: Annotated[
