@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from stages.lib.manifest import file_hash, manifest, tree_entries, write_manifest
+from stages.lib.io import file_hash
+from stages.lib.manifest import manifest, tree_entries, write_manifest
 from stages.lib.synthetic import write_kaggle_train
 from tests.conftest import dvc_status, run, stages_ran, update_params
 

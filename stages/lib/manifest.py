@@ -16,20 +16,13 @@ describes the folders beside it.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
-from stages.lib.io import remove_path, write_json
+from stages.lib.io import file_hash, remove_path, write_json
 
 ALGORITHM = "sha256"
 MANIFEST_VERSION = 1
-
-
-def file_hash(path: str | Path) -> str:
-    """The SHA-256 of a file's bytes (hex), read in chunks."""
-    with open(path, "rb") as file:
-        return hashlib.file_digest(file, ALGORITHM).hexdigest()
 
 
 def tree_entries(root: str | Path) -> dict[str, dict]:
@@ -43,7 +36,7 @@ def tree_entries(root: str | Path) -> dict[str, dict]:
         files.extend(Path(folder, name) for name in names)
     entries = {}
     for path in files:
-        entries[path.relative_to(root).as_posix()] = {"size": path.stat().st_size, ALGORITHM: file_hash(path)}
+        entries[path.relative_to(root).as_posix()] = {"size": path.stat().st_size, ALGORITHM: file_hash(path, ALGORITHM)}
     return dict(sorted(entries.items()))
 
 

@@ -17,13 +17,13 @@ classifier applied to images, the fine-tuned model) is assembled by
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from pathlib import Path
 
 import keras
 import numpy as np
 
+from stages.lib.io import file_hash
 from stages.lib.layers import ImagePreprocessing
 
 logger = logging.getLogger(__name__)
@@ -56,11 +56,7 @@ def imagenet_weights_file() -> Path:
 
 def describe_weights(path: str | Path) -> dict:
     """The weights file a stage built VGG16 from, for its metadata: name and SHA-256."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return {"file": Path(path).name, "sha256": digest.hexdigest()}
+    return {"file": Path(path).name, "sha256": file_hash(path)}
 
 
 def load_weights_file(base, path: str | Path) -> None:
