@@ -6,9 +6,11 @@ submission and CLI tests do not depend on training code or its run time.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -76,6 +78,7 @@ def random_vgg16_weights(seed: int = 42) -> Path:
     from stages.weights import prepare_weights
 
     folder = Path(tempfile.mkdtemp(prefix="catsdogs-vgg16-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)  # 59 MB: gone with the test process
     target = folder / "vgg16_notop.weights.h5"
     prepare_weights("none", target, seed=seed, local_dir=folder)
     return target
