@@ -251,7 +251,7 @@ class AugmentationParams(Section):
 class ModernParams(Section):
     """The modern from-scratch recipe (train_scratch.recipe: modern)."""
 
-    epochs: Epochs = 40  # a fixed cosine schedule; the best epoch (validation loss) is kept
+    epochs: Epochs = 60  # a fixed cosine schedule; the best epoch (validation loss) is kept
     filters: Annotated[
         list[Annotated[int, Field(gt=0, le=MAX_FILTERS)]], Field(min_length=1, max_length=MAX_LAYERS)
     ] = [32, 64, 128, 256]
