@@ -16,6 +16,16 @@ SHARED_SAMPLE = ROOT.parent / "shared" / "data" / "kaggle-sample"
 INTERESTING_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_tile", "amx_int8")
 
 
+def copy_pipeline(folder: Path) -> None:
+    """This project's pipeline into ``folder``: dvc.yaml, params.yaml, .gitignore, the stages' code and the
+    local-weights folder the weights stage depends on (no caches, no local weights files)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("dvc.yaml", "params.yaml", ".gitignore"):
+        shutil.copy(ROOT / name, folder / name)
+    for code in ("stages", "weights"):
+        shutil.copytree(ROOT / code, folder / code, ignore=shutil.ignore_patterns("__pycache__", "*.h5"))
+
+
 def machine() -> dict:
     """CPU model, core count, the instruction-set flags that decide TensorFlow's speed, memory, versions."""
     from stages.lib.precision import cpu_flags

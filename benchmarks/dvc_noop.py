@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from benchmarks.common import ROOT
+from benchmarks.common import ROOT, copy_pipeline
 
 # Every folder and file the pipeline tracks that the floor should walk, each once: the photo folders
 # and the manifests that stand for them in the pipeline's deps (stages/lib/manifest.py).
@@ -49,10 +49,7 @@ def _init_repo(folder: Path, timeout_s: float) -> None:
 def pipeline_workspace(folder: Path, images: int, timeout_s: float) -> Path:
     """The whole pipeline, run once on ``images`` generated photos (32x32, one epoch per training stage)."""
     _init_repo(folder, timeout_s)
-    for name in ("dvc.yaml", "params.yaml", ".gitignore"):
-        shutil.copy(ROOT / name, folder / name)
-    for code in ("stages", "weights"):  # the weights stage depends on weights/ (local weights files)
-        shutil.copytree(ROOT / code, folder / code, ignore=shutil.ignore_patterns("__pycache__", "*.h5"))
+    copy_pipeline(folder)
     params = yaml.safe_load((folder / "params.yaml").read_text())
     params["common"].update(image_size=32, batch_size=64)
     params["download"].update(source="synthetic", synthetic={"count": images // 2, "size": 32, "test_count": 100})

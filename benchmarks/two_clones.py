@@ -23,7 +23,7 @@ from pathlib import Path
 
 import yaml
 
-from benchmarks.common import ROOT, machine
+from benchmarks.common import ROOT, copy_pipeline, machine
 
 # Short training (the point is identity, not accuracy); everything else is params.yaml's.
 PARAMS = {
@@ -47,12 +47,7 @@ def run(command: list[str], cwd: Path, env: dict | None = None, timeout_s: float
 
 def origin_repo(folder: Path, source: Path) -> Path:
     """A git repository with the pipeline, its code and the params above."""
-    folder.mkdir(parents=True)
-    for name in ("dvc.yaml", "params.yaml", ".gitignore"):
-        (folder / name).write_bytes((ROOT / name).read_bytes())
-    for code in ("stages", "weights"):
-        run(["cp", "-r", str(ROOT / code), str(folder / code)], ROOT)
-    run(["find", str(folder / "stages"), "-name", "__pycache__", "-prune", "-exec", "rm", "-rf", "{}", "+"], ROOT)
+    copy_pipeline(folder)
     params = yaml.safe_load((folder / "params.yaml").read_text())
     params["download"].update(source="dir", dir=str(source.resolve()))
     for section, values in PARAMS.items():
