@@ -36,7 +36,7 @@ def test_only_stages_whose_inputs_changed_rerun(dvc_repo: Path) -> None:
         dvc_repo,
         {
             "download": {"source": "synthetic", "synthetic": {"count": 10, "size": 32, "test_count": 2}},
-            "common": {"image_size": 32, "batch_size": 8},
+            "common": {"image_size": 32, "batch_size": 8, "deterministic": True},
             "extract_features": {"weights": "none"},
             "train_top": {"epochs": 2, "batch_size": 8, "units": [16], "dropouts": [0.2]},
             "finetune": {"epochs": 0},
@@ -62,6 +62,16 @@ def test_only_stages_whose_inputs_changed_rerun(dvc_repo: Path) -> None:
     assert json.loads((dvc_repo / "reports/top/metrics.json").read_text())["epochs_run"] == 3
     assert locked(dvc_repo, "extract_features") == features_lock
     assert locked(dvc_repo, "train_top")["params"]["params.yaml"]["train_top"]["epochs"] == 3
+
+    # Code that changes no result (a comment): train_top reruns and, deterministic, saves the
+    # same bytes (no save time, no object ids in the file), so finetune does not rerun.
+    top_model = locked(dvc_repo, "train_top")["outs"][0]
+    with open(dvc_repo / "stages/train_top.py", "a") as code:
+        code.write("# a comment\n")
+    assert changed(dvc_repo) == {"train_top"}
+    third = run(["dvc", "repro", "finetune"], dvc_repo)
+    assert stages_ran(third) == {"train_top"}
+    assert locked(dvc_repo, "train_top")["outs"][0] == top_model
 
     # A finetune param touches finetune only; mixed precision for extraction touches
     # extract_features but not finetune's own params (finetune reads weights and preprocessing only).
