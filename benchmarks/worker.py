@@ -140,6 +140,40 @@ def train_bound(settings: dict) -> dict:
     return epochs_report(timer, len(train[0]), policy)
 
 
+def augmentation_cost(settings: dict) -> dict:
+    """CPU time per batch, on one thread, of the training augmentation against the CNN's training step.
+
+    On a machine whose cores the training step already fills, augmentation running
+    beside it takes its time from the step: ours can reach about
+    step / (step + augmentation) of the bound, whatever the pipeline does.
+    """
+    import numpy as np
+    import tensorflow as tf
+
+    from stages.lib.augmentation import augmentation_layers
+
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    size, batch = settings["image_size"], settings["batch_size"]
+    model, policy, augmentation = tutorial_cnn(size, settings["mixed_precision"])
+    images = tf.constant(np.random.default_rng(0).uniform(0, 255, (batch, size, size, 3)).astype(np.float32))
+    labels = tf.constant((np.arange(batch) % 2).astype(np.float32))
+    steps = {layer.name: tf.function(lambda x, layer=layer: layer(x, training=True))
+             for layer in augmentation_layers(**augmentation, seed=settings["seed"])}
+    steps["train_step"] = lambda x: model.train_on_batch(x, labels)
+    seconds: dict = {name: [] for name in steps}
+    for _ in range(settings["repeats"] + 1):  # the first round builds and traces
+        for name, step in steps.items():
+            started = time.perf_counter()
+            result = step(images)
+            np.asarray(result)  # wait for the values
+            seconds[name].append(time.perf_counter() - started)
+    ms = {name: round(1000 * statistics.median(times[1:]), 1) for name, times in seconds.items()}
+    augment = sum(value for name, value in ms.items() if name != "train_step")
+    return {"ms_per_batch_one_thread": ms, "augmentation_vs_step": round(augment / ms["train_step"], 3),
+            "ours_vs_bound_ceiling": round(ms["train_step"] / (ms["train_step"] + augment), 2), "dtype_policy": policy}
+
+
 def extract_ours(settings: dict) -> dict:
     """The extract_features stage's own function, both splits, into a temporary folder."""
     from stages.extract_features import extract_features
@@ -206,6 +240,7 @@ TASKS = {
     "train_ours": train_ours,
     "train_tutorial": train_tutorial,
     "train_bound": train_bound,
+    "augmentation_cost": augmentation_cost,
     "extract_ours": extract_ours,
     "extract_bound": extract_bound,
     "train_stage": train_stage,
