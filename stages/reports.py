@@ -30,7 +30,7 @@ from stages.lib.labels import CLASS_FOLDERS, CLASS_LABELS
 from stages.lib.metrics import best_model
 from stages.lib.params import MODEL_NAMES, load_params
 from stages.lib.runner import run_stage
-from stages.lib.summary import render_summary
+from stages.lib.summary import read_summary_params, render_summary
 
 logger = logging.getLogger("reports")
 
@@ -226,7 +226,7 @@ def main() -> None:
         evaluate_dir=paths.evaluate_reports, split_report=paths.split_report, validation_dir=paths.validation,
         scratch_model=paths.scratch_model, figures_dir=paths.figures, summary=paths.summary,
         image_size=params.common.image_size, clip=params.evaluate.clip, worst_images=params.evaluate.worst_images,
-        summary_params=params.model_dump(mode="json"),
+        summary_params=read_summary_params(params),
     )
     logger.info("wrote %d figures to %s and %s", len(figures), paths.figures, paths.summary)
 

@@ -85,6 +85,20 @@ def data_table(split: dict) -> list[str]:
     return lines
 
 
+def read_summary_params(params) -> dict:
+    """The params in :data:`SUMMARY_PARAMS` read from a validated Params model (and nothing else), nested as in
+    params.yaml: the reports stage declares exactly these in dvc.yaml."""
+    selected: dict = {}
+    for key in SUMMARY_PARAMS:
+        section, _, leaf = key.partition(".")
+        model = getattr(params, section)
+        if leaf:
+            selected.setdefault(section, {})[leaf] = model.model_dump(mode="json", include={leaf})[leaf]
+        else:
+            selected[section] = model.model_dump(mode="json")
+    return selected
+
+
 def selected_params(params: dict) -> dict:
     """The params in :data:`SUMMARY_PARAMS`, nested as in params.yaml."""
     selected: dict = {}
