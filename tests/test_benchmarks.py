@@ -21,11 +21,14 @@ def test_every_benchmark_runs_quick_and_writes_its_report(tmp_path):
     assert {"training", "extraction", "precision", "memory", "dvc"} <= set(report)
     for name in ("tutorial", "ours", "bound"):
         assert report["training"]["runs"][name]["images_per_second"] > 0
+    cost = report["training"]["augmentation_cost"]
+    assert set(cost["ms_per_batch_one_thread"]) == {"shear", "zoom", "flip", "train_step", "one_affine_warp"}
+    assert 0 < cost["ours_vs_bound_ceiling"] < 1
     assert report["extraction"]["ours_vs_bound"] > 0
     assert set(report["memory"]) == {"40", "80"}
     assert report["dvc"]["images"] == 200 and report["dvc"]["dvc_status"]["median_seconds"] > 0
     table = output.with_suffix(".md").read_text()
-    assert table.startswith("| benchmark |") and "no-op `dvc status`" in table
+    assert table.startswith("| benchmark |") and "no-op `dvc status`" in table and "augmentation CPU" in table
     assert f"wrote {output}" in result.stdout
 
 
