@@ -44,9 +44,12 @@ def training(args, data: Path, results: dict) -> dict:
     """Ours vs the tutorial's pipeline vs the compute bound."""
     runs = {name: run_child(f"train_{name}", settings_for(args, data), args.timeout)
             for name in ("tutorial", "ours", "bound")}
-    ours, tutorial, bound = (runs[name]["images_per_second"] for name in ("ours", "tutorial", "bound"))
+    ours, tutorial, bound = (speed(runs[name]) for name in ("ours", "tutorial", "bound"))
+    median = {name: runs[name]["images_per_second"] for name in runs}
     cost = run_child("augmentation_cost", settings_for(args, data, repeats=10 * args.repeats), args.timeout)
     return {"runs": runs, "ours_vs_tutorial": round(ours / tutorial, 2), "ours_vs_bound": round(ours / bound, 2),
+            "by_median_epoch": {"ours_vs_tutorial": round(median["ours"] / median["tutorial"], 2),
+                                "ours_vs_bound": round(median["ours"] / median["bound"], 2)},
             "goals": {"ours_vs_tutorial": ">= 2.0", "ours_vs_bound": ">= 0.9"}, "augmentation_cost": cost}
 
 
@@ -55,6 +58,11 @@ def extraction(args, data: Path, results: dict) -> dict:
     runs = {name: run_child(f"extract_{name}", settings_for(args, data), args.timeout) for name in ("ours", "bound")}
     ratio = runs["ours"]["images_per_second"] / runs["bound"]["images_per_second"]
     return {"runs": runs, "ours_vs_bound": round(ratio, 2), "goals": {"ours_vs_bound": ">= 0.9"}}
+
+
+def speed(run: dict) -> float:
+    """A run's images/s as the comparisons use it: a training run's fastest epoch, an extraction's whole pass."""
+    return run.get("best_images_per_second", run["images_per_second"])
 
 
 def precision(args, data: Path, results: dict) -> dict:
@@ -71,7 +79,7 @@ def precision(args, data: Path, results: dict) -> dict:
         "training": run_child("train_ours", settings_for(args, data, mixed_precision=True), args.timeout),
         "extraction": run_child("extract_ours", settings_for(args, data, mixed_precision=True), args.timeout),
     }
-    speedup = {key: round(bfloat16[key]["images_per_second"] / float32[key]["images_per_second"], 2) for key in float32}
+    speedup = {key: round(speed(bfloat16[key]) / speed(float32[key]), 2) for key in float32}
     return {"float32": float32, "bfloat16": bfloat16, "bfloat16_speedup": speedup,
             "auto_picks_here": choose_policy("auto", False, cpu_flags())}
 
@@ -98,14 +106,16 @@ def markdown(report: dict) -> str:
     train = report.get("training")
     if train:
         runs = train["runs"]
-        lines.append(f"| train_scratch images/s, whole epochs | tutorial ImageDataGenerator {runs['tutorial']['images_per_second']} "
-                     f"| {runs['ours']['images_per_second']} | {train['ours_vs_tutorial']}x (>= 2x) |")
-        lines.append(f"| train_scratch vs compute bound (in-memory images) | bound {runs['bound']['images_per_second']} "
-                     f"| {runs['ours']['images_per_second']} | {train['ours_vs_bound']} (>= 0.9) |")
+        lines.append(f"| train_scratch images/s, fastest whole epoch (median) | tutorial ImageDataGenerator "
+                     f"{runs['tutorial']['best_images_per_second']} ({runs['tutorial']['images_per_second']}) "
+                     f"| {runs['ours']['best_images_per_second']} ({runs['ours']['images_per_second']}) "
+                     f"| {train['ours_vs_tutorial']}x ({train['by_median_epoch']['ours_vs_tutorial']}x) (>= 2x) |")
+        lines.append(f"| train_scratch vs compute bound (in-memory images) | bound {runs['bound']['best_images_per_second']} "
+                     f"({runs['bound']['images_per_second']}) | {runs['ours']['best_images_per_second']} "
+                     f"| {train['ours_vs_bound']} ({train['by_median_epoch']['ours_vs_bound']}) (>= 0.9) |")
         cost = train["augmentation_cost"]
         lines.append(f"| augmentation CPU per batch, one thread (ms): its layers vs the training step | step "
-                     f"{cost['ms_per_batch_one_thread']['train_step']} | {cost['augmentation_vs_step']:.0%} of it | "
-                     f"ceiling of ours vs bound: {cost['ours_vs_bound_ceiling']} |")
+                     f"{cost['ms_per_batch_one_thread']['train_step']} | {cost['augmentation_vs_step']:.0%} of it | - |")
     extract = report.get("extraction")
     if extract:
         runs = extract["runs"]
@@ -114,8 +124,8 @@ def markdown(report: dict) -> str:
     mixed = report.get("precision")
     if mixed:
         for key in ("training", "extraction"):
-            lines.append(f"| {key}: bfloat16 vs float32 images/s | float32 {mixed['float32'][key]['images_per_second']} "
-                         f"| {mixed['bfloat16'][key]['images_per_second']} | {mixed['bfloat16_speedup'][key]}x |")
+            lines.append(f"| {key}: bfloat16 vs float32 images/s | float32 {speed(mixed['float32'][key])} "
+                         f"| {speed(mixed['bfloat16'][key])} | {mixed['bfloat16_speedup'][key]}x |")
     for total, figures in report.get("memory", {}).items():
         lines.append(f"| peak RSS at {int(total):,} images (MiB): train_scratch / extract_features | - "
                      f"| {figures['train_scratch_peak_rss_mib']} / {figures['extract_features_peak_rss_mib']} | - |")
@@ -137,7 +147,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a check that every benchmark runs")
     parser.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS))
     parser.add_argument("--data", type=Path, help="a folder with train/ and validation/ class folders "
-                        "(default: the shared Kaggle sample split 800/200, else generated images)")
+                        "(default: --shared split 80/20, else generated images)")
+    parser.add_argument("--shared", choices=("kaggle-sample", "kaggle-medium"), default="kaggle-sample",
+                        help="the shared photo set to split when --data is not given (kaggle-medium: 3,200/800)")
     parser.add_argument("--image-size", type=int, default=150)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--epochs", type=int, default=3, help="training epochs timed (the first is reported apart)")
@@ -156,12 +168,12 @@ def main() -> None:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="catsdogs-bench-") as folder:
         scratch = Path(folder)
-        data = args.data or (None if args.quick else sample_layout(scratch, args.seed))
+        data = args.data or (None if args.quick else sample_layout(scratch, args.seed, args.shared))
         if data is None:
             data = split_layout(scratch, 20 if args.quick else 400, 5 if args.quick else 100, 375, args.seed)
             report["data"] = f"generated, {data.name}"
         else:
-            report["data"] = str(data) if args.data else "the shared Kaggle sample, split 800/200"
+            report["data"] = str(data) if args.data else f"../shared/data/{args.shared}, split 80/20"
         for section in SECTIONS:
             if section not in args.only:
                 continue

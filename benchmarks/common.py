@@ -94,17 +94,19 @@ def split_layout(root: Path, train_per_class: int, validation_per_class: int, si
     return folder
 
 
-def sample_layout(root: Path, seed: int) -> Path | None:
-    """The real Kaggle sample split 800/200 by the pipeline's own split code, or None where it is absent."""
-    if not (SHARED_SAMPLE / "train").is_dir():
+def sample_layout(root: Path, seed: int, name: str = "kaggle-sample") -> Path | None:
+    """A shared photo set (``kaggle-sample`` by default, or ``kaggle-medium``) split 80/20 by the pipeline's own
+    split code, or None where it is absent."""
+    source = SHARED_SAMPLE.parent / name / "train"
+    if not source.is_dir():
         return None
     from stages.lib.params import validate_params
     from stages.split import split_dataset
 
-    folder = root / f"kaggle-sample-{seed}"
+    folder = root / f"{name}-{seed}"
     if not (folder / ".complete").is_file():
         shutil.rmtree(folder, ignore_errors=True)
         split = validate_params({}).split.model_dump()
-        split_dataset(SHARED_SAMPLE / "train", folder / "train", folder / "validation", **split, seed=seed)
+        split_dataset(source, folder / "train", folder / "validation", **split, seed=seed)
         (folder / ".complete").write_text("")
     return folder
