@@ -24,8 +24,8 @@ def test_every_benchmark_runs_quick_and_writes_its_report(tmp_path):
     cost = report["training"]["augmentation_cost"]
     assert set(cost["ms_per_batch_one_thread"]) == {"shear", "zoom", "flip", "train_step", "one_affine_warp"}
     assert 0 < cost["augmentation_vs_step"] and report["training"]["by_median_epoch"]["ours_vs_bound"] > 0
-    for run in report["training"]["runs"].values():
-        assert run["best_images_per_second"] >= run["images_per_second"] > 0
+    for measured in report["training"]["runs"].values():
+        assert measured["best_images_per_second"] >= measured["images_per_second"] > 0
     assert report["extraction"]["ours_vs_bound"] > 0
     assert set(report["memory"]) == {"40", "80"}
     assert report["dvc"]["images"] == 200 and report["dvc"]["dvc_status"]["median_seconds"] > 0
