@@ -9,8 +9,7 @@ Sections (each alternative runs in its own fresh process, one after the other):
 - training: train_scratch's pipeline against the tutorial's ImageDataGenerator
   feeding the same CNN, and against the compute bound (the same training steps on
   images already in memory); images/s over whole epochs, validation included;
-  and what the augmentation costs beside a training step (one thread each), which
-  caps ours against the bound when the step already fills every core;
+  and what the augmentation costs beside a training step (one thread each);
 - extraction: extract_features against VGG16's forward pass on in-memory images;
 - precision: float32 against bfloat16 for both, and what ``mixed_precision: auto`` picks here;
 - memory: peak RSS of the train_scratch and extract_features stages at two sizes;

@@ -99,23 +99,10 @@ def read_summary_params(params) -> dict:
     return selected
 
 
-def selected_params(params: dict) -> dict:
-    """The params in :data:`SUMMARY_PARAMS`, nested as in params.yaml."""
-    selected: dict = {}
-    for key in SUMMARY_PARAMS:
-        section, _, leaf = key.partition(".")
-        value = params.get(section, {})
-        if leaf:
-            selected.setdefault(section, {})[leaf] = value.get(leaf)
-        else:
-            selected[section] = value
-    return selected
-
-
 def render_summary(
     metrics: dict, training: dict[str, dict], split: dict, params: dict, best: str, figures: list[str], clip: float
 ) -> str:
-    """The whole summary.md text (deterministic for the same inputs)."""
+    """The whole summary.md text (deterministic for the same inputs); ``params`` as :func:`read_summary_params` gives."""
     validation = split.get("validation", {})
     files = split.get("files", {})
     lines = [
@@ -149,7 +136,7 @@ def render_summary(
         "## Params",
         "",
         "```yaml",
-        yaml.safe_dump(selected_params(params), sort_keys=False, default_flow_style=None).rstrip(),
+        yaml.safe_dump(params, sort_keys=False, default_flow_style=None).rstrip(),
         "```",
         "",
     ]
