@@ -3,9 +3,18 @@
 Augmentation is never part of a saved model (the model holds inference layers
 only, and loads in safe mode); :func:`batch_augmentation` gives the function
 that the training pipelines map over their batches.
+
+The geometric layers (shear, zoom, flip, rotation, translation) draw their
+random parameters as Keras does, but the batch is warped once, by the product
+of their matrices, instead of once per layer: what ImageDataGenerator does,
+one interpolation instead of up to five (sharper pictures, and a fraction of
+the CPU: each warp costs about a tenth of the CNN's training step, README
+"Speed").
 """
 
 from __future__ import annotations
+
+GEOMETRIC = ("shear", "zoom", "flip", "rotation", "translation")  # layer names, in the order they apply
 
 
 def augmentation_layers(
@@ -47,17 +56,71 @@ def augmentation_layers(
     return augmentation
 
 
+def layer_matrix(layer, images):
+    """A batch of 3x3 matrices that map the layer's output pixel (x, y, 1) to the input pixel it samples.
+
+    The random parameters come from the layer's own ``get_random_transformation``
+    (its seed generator, so the same draws as calling the layer); the matrix is
+    the one the layer would warp with (tests compare each layer alone with Keras).
+    """
+    import tensorflow as tf
+
+    transformation = layer.get_random_transformation(images, training=True)
+    batch = tf.shape(images)[0]
+    height, width = tf.cast(tf.shape(images)[1], tf.float32), tf.cast(tf.shape(images)[2], tf.float32)
+    one, zero = tf.ones([batch]), tf.zeros([batch])
+    if layer.name == "shear":
+        factors = tf.cast(transformation["shear_factor"], tf.float32)
+        rows = [one, factors[:, 0], zero, factors[:, 1], one, zero]
+    elif layer.name == "zoom":
+        zoom_x = tf.cast(transformation["width_zoom"][:, 0], tf.float32)
+        zoom_y = tf.cast(transformation["height_zoom"][:, 0], tf.float32)
+        rows = [zoom_x, zero, (width - 1.0) / 2.0 * (1.0 - zoom_x), zero, zoom_y, (height - 1.0) / 2.0 * (1.0 - zoom_y)]
+    elif layer.name == "flip":  # x -> (width - 1) - x for the flipped images
+        flips = tf.reshape(transformation["flips"], [batch])
+        rows = [tf.where(flips, -one, one), zero, tf.where(flips, (width - 1.0) * one, zero), zero, one, zero]
+    elif layer.name == "rotation":
+        matrix = tf.cast(transformation["rotation_matrix"], tf.float32)
+        rows = [matrix[:, i] for i in range(6)]
+    elif layer.name == "translation":
+        shifts = tf.cast(transformation["translations"], tf.float32)
+        rows = [one, zero, -shifts[:, 0], zero, one, -shifts[:, 1]]
+    else:
+        raise ValueError(f"not a geometric augmentation layer: {layer.name}")
+    return tf.reshape(tf.stack([*rows, zero, zero, one], axis=1), [batch, 3, 3])
+
+
+def warp_once(images, geometric: list):
+    """The batch warped by the product of the layers' matrices: one bilinear interpolation, edges nearest."""
+    import tensorflow as tf
+
+    matrix = None
+    for layer in geometric:  # output = layer_n(...layer_1(x)) samples x at M_1 @ ... @ M_n @ p
+        current = layer_matrix(layer, images)
+        matrix = current if matrix is None else tf.linalg.matmul(matrix, current)
+    transforms = tf.reshape(matrix, [-1, 9])[:, :8]
+    return tf.raw_ops.ImageProjectiveTransformV3(
+        images=images, transforms=transforms, output_shape=tf.shape(images)[1:3], fill_value=0.0,
+        interpolation="BILINEAR", fill_mode="NEAREST",
+    )
+
+
 def batch_augmentation(*, seed: int, **settings):
     """A function of (images, labels) that augments one batch (training mode), or None for no augmentation.
 
     ``settings`` are :func:`augmentation_layers`' (an augmentation params section).
+    The geometric layers become one warp (:func:`warp_once`); contrast follows it.
     """
     layers = augmentation_layers(**settings, seed=seed)
     if not layers:
         return None
+    geometric = [layer for layer in layers if layer.name in GEOMETRIC]
+    others = [layer for layer in layers if layer.name not in GEOMETRIC]
 
     def augment(images, labels):
-        for layer in layers:
+        if geometric:
+            images = warp_once(images, geometric)
+        for layer in others:
             images = layer(images, training=True)
         return images, labels
 
