@@ -127,7 +127,7 @@ def train_bound(settings: dict) -> dict:
     import numpy as np
     import tensorflow as tf
 
-    from stages.lib.data import list_labelled_images
+    from stages.lib.data import list_labelled_images, without_autotune
     from stages.lib.seeding import seed_everything
 
     data, size, batch, seed = Path(settings["data"]), settings["image_size"], settings["batch_size"], settings["seed"]
@@ -141,7 +141,10 @@ def train_bound(settings: dict) -> dict:
         labels = tf.constant(np.asarray(split[1], np.float32))
         count = len(split[1])
         starts = tf.data.Dataset.range(0, count, batch)
-        return starts.map(lambda start: (images[start : start + batch], labels[start : start + batch])).prefetch(2)
+        # Autotuning off as in train_scratch's pipeline (stages.lib.data.without_autotune): no tuning thread
+        # for the bound's epochs to wait for either.
+        return without_autotune(
+            starts.map(lambda start: (images[start : start + batch], labels[start : start + batch])).prefetch(2))
 
     timer = epoch_timer()
     model.fit(dataset(train), validation_data=dataset(validation), epochs=settings["epochs"],

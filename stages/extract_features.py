@@ -31,20 +31,6 @@ from stages.lib.seeding import seed_everything
 logger = logging.getLogger("extract_features")
 
 
-def without_autotune(dataset):
-    """The dataset with tf.data autotuning off: VGG16, not decoding, is the bottleneck here.
-
-    With autotuning on, dropping a finished iterator can wait tens of seconds for
-    the tuning thread (once per split), and decoding stays far faster than VGG16
-    without it.
-    """
-    import tensorflow as tf
-
-    options = tf.data.Options()
-    options.autotune.enabled = False
-    return dataset.with_options(options)
-
-
 def extract_features(
     split_dirs: dict[str, str | Path],
     output_dir: str | Path,
@@ -80,7 +66,7 @@ def extract_features(
         for split, (paths, labels) in listed.items():
             root = Path(split_dirs[split])
             relative = [path.relative_to(root).as_posix() for path in paths]
-            dataset = without_autotune(make_image_dataset(paths, None, image_size, batch_size))
+            dataset = make_image_dataset(paths, None, image_size, batch_size)
             logger.info("%s: %d images from %s", split, len(paths), root)
             started = time.perf_counter()
             shape = feature_files.write_split(model, dataset, len(paths), temporary, split, estimate.update)

@@ -102,3 +102,18 @@ def test_the_training_dataset_resizes_other_sizes_the_same_way(tmp_path):
     for label, image in zip(labels, images):
         expected = bilinear(np.asarray(Image.open(paths[int(label)]).convert("RGB")), SIZE)
         assert np.abs(image - expected).max() <= 1, paths[int(label)].name
+
+
+@pytest.mark.parametrize("labelled, augmented", [(True, True), (True, False), (False, False)])
+def test_every_pipeline_runs_without_the_autotuning_thread(tmp_path, labelled, augmented):
+    """Training (augmented or not), evaluation and prediction: dropping an iterator must not wait on
+    tf.data's tuning thread (stalls of up to 20 s, stages.lib.data.without_autotune)."""
+    from stages.lib.augmentation import batch_augmentation
+
+    paths = [write_png(tmp_path / f"{index}.png", pixels(20, 30, seed=index)) for index in range(4)]
+    augment = batch_augmentation(shear=0.2, zoom=0.2, horizontal_flip=True, rotation=0.0, translation=0.0,
+                                 contrast=0.0, seed=1) if augmented else None
+    dataset = make_image_dataset(paths, np.arange(4) if labelled else None, SIZE, 2, shuffle=labelled,
+                                 cache=labelled, augment=augment)
+    assert dataset.options().autotune.enabled is False
+    assert sum(1 for _ in dataset) == 2

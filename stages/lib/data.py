@@ -117,7 +117,26 @@ def make_image_dataset(
         dataset = dataset.shuffle(len(path_strings), seed=seed, reshuffle_each_iteration=True)
     prepare = to_float if augment is None else (lambda images, batch_labels: augment(*to_float(images, batch_labels)))
     dataset = dataset.batch(batch_size).map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    return without_autotune(dataset.prefetch(tf.data.AUTOTUNE))
+
+
+def without_autotune(dataset):
+    """The dataset with tf.data's autotuning thread off (AUTOTUNE then means one call per core and a
+    prefetch buffer that grows while the model waits).
+
+    Dropping an iterator waits for its tuning thread, and on these machines that
+    wait took up to 20 s with both CPUs idle (py-spy's native stack of the stalled
+    process: ``RootDataset::Iterator::~Iterator`` waiting in a thread pool's
+    ``~LogicalThreadWrapper``): at the end of every prediction or extraction, and at
+    the start of training epochs, since Keras makes a new iterator each epoch (one
+    epoch in three to five stalled, ImageDataGenerator's and the in-memory bound's
+    too). Decoding and augmentation are cheap next to the model; there is little to tune.
+    """
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.with_options(options)
 
 
 def files_to_check(paths: list[Path], labels: np.ndarray, per_class: int) -> list[Path]:
