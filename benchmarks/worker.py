@@ -57,11 +57,12 @@ def epochs_report(timer, train_count: int, policy: str) -> dict:
     """Images/s over whole epochs (validation included): the first epoch alone, the median of the others, and
     the fastest of the others.
 
-    Both are reported because neither is clean on these machines: epochs of ours and
-    of the tutorial's pipeline now and then take 15-20 s longer with both CPUs idle
-    (seen with vmstat; never at the same epoch twice, never yet in the bound's
-    epochs; cause not found), which the median absorbs only when fewer than half
-    stall, and the fastest epoch can be one where the machine ran faster than usual.
+    Both are reported because neither is clean on these machines: an epoch can take
+    15-20 s longer with both CPUs idle when Keras drops the last epoch's tf.data
+    iterator and waits for its autotuning thread (stages.lib.data.without_autotune
+    turns it off in ours and the bound's; the tutorial's ImageDataGenerator pipeline
+    keeps it, as its users get it), which the median absorbs only when fewer than
+    half stall, and the fastest epoch can be one where the machine ran faster than usual.
     """
     later = timer.seconds[1:] or timer.seconds
     return {
