@@ -156,9 +156,10 @@ def train_bound(settings: dict) -> dict:
 def augmentation_cost(settings: dict) -> dict:
     """CPU time per batch, on one thread, of the training augmentation against the CNN's training step.
 
-    What the augmentation adds to the CPU work of training; on two cores it runs in
-    the time the training step leaves idle (it does not use both cores all the time),
-    so ours loses less than this share against the bound. Ours (one warp by the
+    What the augmentation adds to the CPU work of training. On two cores it runs
+    beside the training step's two threads rather than in idle time, so this share
+    does not predict what ours loses against the bound (it lost more on 2026-12-02,
+    README "Results"). Ours (one warp by the
     product of the layers' matrices, then contrast) beside the same Keras layers
     applied in turn (one warp each, what train_scratch did before), for the
     tutorial's augmentation and the modern recipe's.

@@ -8,8 +8,8 @@ The geometric layers (shear, zoom, flip, rotation, translation) draw their
 random parameters as Keras does, but the batch is warped once, by the product
 of their matrices, instead of once per layer: what ImageDataGenerator does,
 one interpolation instead of up to five (sharper pictures, and a fraction of
-the CPU: each warp costs about a tenth of the CNN's training step, README
-"Speed").
+the CPU: each warp costs about a tenth of the CNN's training step; README
+"Two recipes").
 """
 
 from __future__ import annotations
