@@ -31,6 +31,13 @@ def ramp():
     return tf.constant(np.repeat(image[None], BATCH, axis=0))
 
 
+def in_turn(layers, images):
+    """The Keras layers applied one after the other (one warp each): what the one warp replaces."""
+    for layer in layers:
+        images = layer(images, training=True)
+    return images
+
+
 @pytest.mark.parametrize("name", sorted(ONE_AT_A_TIME))
 def test_each_layer_alone_warps_exactly_as_keras_does(name):
     """The same draws (a second layer with the same seed) and the same matrix: Keras's pixels, bit for bit."""
@@ -53,9 +60,7 @@ def test_the_layers_compose_in_their_order_with_one_interpolation():
     assert [layer.name for layer in sequential] == list(GEOMETRIC)
     images = ramp()
     warped, _ = fused(images, np.zeros(BATCH, np.float32))
-    expected = images
-    for layer in sequential:
-        expected = layer(expected, training=True)
+    expected = in_turn(sequential, images)
     # Pixels whose source lies well inside the image in every step: where the edge fill is not involved.
     inside = np.abs(expected.numpy() - warped.numpy()) < 0.05
     assert inside[:, SIZE // 3: 2 * SIZE // 3, SIZE // 3: 2 * SIZE // 3].mean() > 0.9
@@ -67,9 +72,7 @@ def test_one_warp_is_sharper_than_several():
     settings = {**OFF, "shear": 0.2, "zoom": 0.2, "horizontal_flip": True, "rotation": 0.05, "translation": 0.1}
     images = noise(1)
     warped, _ = batch_augmentation(**settings, seed=2)(images, np.zeros(BATCH, np.float32))
-    sequential = images
-    for layer in augmentation_layers(**settings, seed=2):
-        sequential = layer(sequential, training=True)
+    sequential = in_turn(augmentation_layers(**settings, seed=2), images)
     assert float(np.std(warped)) > 1.05 * float(np.std(sequential))
 
 
