@@ -39,8 +39,12 @@ def in_turn(layers, images):
 
 
 @pytest.mark.parametrize("name", sorted(ONE_AT_A_TIME))
-def test_each_layer_alone_warps_exactly_as_keras_does(name):
-    """The same draws (a second layer with the same seed) and the same matrix: Keras's pixels, bit for bit."""
+def test_each_layer_alone_warps_as_keras_does(name):
+    """The same draws (a second layer with the same seed) and the same matrix: Keras's pixels.
+
+    To within 0.01 of 255 (OpenCV's bilinear sums in another order than
+    TensorFlow's kernel; a wrong matrix or offset is off by tens).
+    """
     settings = {**OFF, **ONE_AT_A_TIME[name]}
     ours, = augmentation_layers(**settings, seed=3)
     keras_layer, = augmentation_layers(**settings, seed=3)
@@ -48,8 +52,8 @@ def test_each_layer_alone_warps_exactly_as_keras_does(name):
     for _ in range(2):  # the second batch draws new parameters, in step with Keras's
         expected = keras_layer(images, training=True).numpy()
         warped = warp_once(images, [ours]).numpy()
-        np.testing.assert_array_equal(warped, expected)
-        assert not np.array_equal(warped, images.numpy())
+        np.testing.assert_allclose(warped, expected, rtol=0, atol=0.01)
+        assert not np.allclose(warped, images.numpy(), rtol=0, atol=1)
 
 
 def test_the_layers_compose_in_their_order_with_one_interpolation():
