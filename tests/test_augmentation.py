@@ -97,21 +97,32 @@ def test_contrast_follows_the_warp_and_labels_pass_through():
                                atol=1e-3)
 
 
-def test_in_tf_data_each_batch_draws_anew_and_a_seed_repeats_the_pictures():
+def test_in_tf_data_each_batch_draws_anew_in_order_and_a_seed_repeats_the_pictures():
+    """``over``: the draws one batch at a time in the batches' order, the pixel work in parallel.
+
+    A plain parallel map of the whole augmentation reads the layers' seed state
+    in any order (two batches can even draw the same parameters): here the
+    pictures must be those of the same augmentation called batch by batch.
+    """
     import tensorflow as tf
 
-    def pictures(seed):
-        augment = batch_augmentation(**{**OFF, "shear": 0.2, "zoom": 0.2, "horizontal_flip": True}, seed=seed)
-        images = np.repeat(noise(3).numpy()[:1], 4, axis=0)  # one image four times in each batch
-        dataset = tf.data.Dataset.from_tensors((images, np.zeros(4, np.float32))).repeat(2)
-        return [batch.numpy() for batch, _ in dataset.map(augment)]
+    tutorial = {**OFF, "shear": 0.2, "zoom": 0.2, "horizontal_flip": True}
+    images = np.repeat(noise(3).numpy()[:1], 4, axis=0)  # one image four times in each batch
+    labels = np.zeros(4, np.float32)
 
-    first, second = pictures(11)
-    assert not np.array_equal(first, second)  # new parameters each batch
-    assert not np.array_equal(first[0], first[1])  # and each image
-    again = pictures(11)
-    np.testing.assert_array_equal(np.stack(again), np.stack([first, second]))
-    assert not np.array_equal(pictures(12)[0], first)
+    def pictures(seed, batches=8):
+        dataset = tf.data.Dataset.from_tensors((images, labels)).repeat(batches)
+        return np.stack([batch.numpy() for batch, _ in batch_augmentation(**tutorial, seed=seed).over(dataset)])
+
+    first = pictures(11)
+    one_by_one = batch_augmentation(**tutorial, seed=11)
+    np.testing.assert_allclose(first, np.stack([one_by_one(images, labels)[0].numpy() for _ in range(8)]),
+                               rtol=0, atol=1e-3)
+    assert not any(np.array_equal(first[i], first[j]) for i in range(8) for j in range(i))  # new parameters each batch
+    assert not np.array_equal(first[0, 0], first[0, 1])  # and each image
+    for _ in range(3):  # parallel calls finish in any order; the pictures stay
+        np.testing.assert_array_equal(pictures(11), first)
+    assert not np.array_equal(pictures(12)[0], first[0])
 
 
 def test_a_layer_that_is_not_geometric_has_no_matrix():

@@ -1,8 +1,15 @@
 """The training augmentation: seeded Keras preprocessing layers applied to batches in tf.data.
 
 Augmentation is never part of a saved model (the model holds inference layers
-only, and loads in safe mode); :func:`batch_augmentation` gives the function
-that the training pipelines map over their batches.
+only, and loads in safe mode); :func:`batch_augmentation` gives the
+:class:`BatchAugmentation` that the training pipelines apply to their batches.
+
+The random draws and the pixel work are two steps: the layers' seed generators
+are state, and tf.data calls a map in parallel in no fixed order, so two
+batches could read the same state (the same parameters twice) and a seed would
+not repeat the pictures. The draws therefore run one batch at a time, in the
+order of the batches (a few small ops), and only the warp and contrast, which
+depend on nothing but their inputs, run in parallel.
 
 The geometric layers (shear, zoom, flip, rotation, translation) draw their
 random parameters as Keras does, but the batch is warped once, by the product
@@ -92,14 +99,26 @@ def layer_matrix(layer, images):
     return tf.reshape(tf.stack([*rows, zero, zero, one], axis=1), [batch, 3, 3])
 
 
-def warp_once(images, geometric: list):
-    """The batch warped by the product of the layers' matrices: one bilinear interpolation, edges nearest."""
+def combined_matrix(images, geometric: list):
+    """The product of the layers' matrices (a batch of 3x3): each layer draws its parameters once."""
     import tensorflow as tf
 
     matrix = None
     for layer in geometric:  # output = layer_n(...layer_1(x)) samples x at M_1 @ ... @ M_n @ p
         current = layer_matrix(layer, images)
         matrix = current if matrix is None else tf.linalg.matmul(matrix, current)
+    return matrix
+
+
+def warp_once(images, geometric: list):
+    """The batch warped by the product of the layers' matrices: one bilinear interpolation, edges nearest."""
+    return warp(images, combined_matrix(images, geometric))
+
+
+def warp(images, matrix):
+    """The float32 batch sampled at ``matrix[i] @ (x, y, 1)`` (a batch of 3x3 affine matrices, or their first rows)."""
+    import tensorflow as tf
+
     warped = tf.numpy_function(warp_affine, [tf.cast(images, tf.float32), matrix[:, :2, :]], tf.float32,
                                stateful=False, name="warp_affine")
     return tf.ensure_shape(warped, images.shape)
@@ -128,23 +147,50 @@ def warp_affine(images, matrices):
     return warped
 
 
-def batch_augmentation(*, seed: int, **settings):
-    """A function of (images, labels) that augments one batch (training mode), or None for no augmentation.
+class BatchAugmentation:
+    """The training augmentation of (images, labels) batches: :meth:`draw` the parameters, :meth:`apply` them.
+
+    Calling it does both on one batch; :meth:`over` applies it to a dataset of
+    batches, the draws in order and the pixels in parallel (module docstring).
+    """
+
+    def __init__(self, layers: list):
+        self.geometric = [layer for layer in layers if layer.name in GEOMETRIC]
+        self.others = [layer for layer in layers if layer.name not in GEOMETRIC]
+
+    def draw(self, images, labels):
+        """The batch with its random parameters: the warp's matrices and the other layers' draws (stateful)."""
+        draws = {layer.name: layer.get_random_transformation(images, training=True) for layer in self.others}
+        if self.geometric:
+            draws["matrix"] = combined_matrix(images, self.geometric)
+        return images, labels, draws
+
+    def apply(self, images, labels, draws):
+        """The batch as float32, warped once, then contrast (a function of its inputs only)."""
+        import tensorflow as tf
+
+        images = tf.cast(images, tf.float32)
+        if self.geometric:
+            images = warp(images, draws["matrix"])
+        for layer in self.others:
+            images = layer.transform_images(images, draws[layer.name], training=True)
+        return images, labels
+
+    def __call__(self, images, labels):
+        return self.apply(*self.draw(images, labels))
+
+    def over(self, batches):
+        """A dataset of augmented float32 batches: one draw at a time in the batches' order, pixels in parallel."""
+        import tensorflow as tf
+
+        return batches.map(self.draw).map(self.apply, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def batch_augmentation(*, seed: int, **settings) -> BatchAugmentation | None:
+    """The training augmentation (:class:`BatchAugmentation`), or None when every layer is off.
 
     ``settings`` are :func:`augmentation_layers`' (an augmentation params section).
     The geometric layers become one warp (:func:`warp_once`); contrast follows it.
     """
     layers = augmentation_layers(**settings, seed=seed)
-    if not layers:
-        return None
-    geometric = [layer for layer in layers if layer.name in GEOMETRIC]
-    others = [layer for layer in layers if layer.name not in GEOMETRIC]
-
-    def augment(images, labels):
-        if geometric:
-            images = warp_once(images, geometric)
-        for layer in others:
-            images = layer(images, training=True)
-        return images, labels
-
-    return augment
+    return BatchAugmentation(layers) if layers else None

@@ -95,9 +95,9 @@ def make_image_dataset(
     Decoding runs in parallel; ``deterministic=True`` keeps the file order, so a
     row of any output always matches its file and label. Shuffling is seeded
     and reshuffles each epoch. ``cache`` keeps the decoded uint8 images in memory
-    (N x size^2 x 3 bytes); batches become float32 after it. ``augment``, a function
-    of (images, labels), is mapped over the float batches in parallel (training
-    augmentation; never cached).
+    (N x size^2 x 3 bytes); batches become float32 after it. ``augment``, a
+    :class:`stages.lib.augmentation.BatchAugmentation`, augments the batches
+    (training; never cached): its draws in order, its pixel work in parallel.
     """
     import tensorflow as tf
 
@@ -115,8 +115,11 @@ def make_image_dataset(
         dataset = dataset.cache()  # decoded once, reused every epoch
     if shuffle:
         dataset = dataset.shuffle(len(path_strings), seed=seed, reshuffle_each_iteration=True)
-    prepare = to_float if augment is None else (lambda images, batch_labels: augment(*to_float(images, batch_labels)))
-    dataset = dataset.batch(batch_size).map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = dataset.batch(batch_size)
+    if augment is None:
+        dataset = dataset.map(to_float, num_parallel_calls=tf.data.AUTOTUNE)
+    else:
+        dataset = augment.over(dataset)  # float32 batches, the random draws in order
     return without_autotune(dataset.prefetch(tf.data.AUTOTUNE))
 
 
