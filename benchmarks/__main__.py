@@ -129,7 +129,8 @@ def markdown(report: dict) -> str:
         cost = train["augmentation_cost"]
         ms = cost["ms_per_batch_one_thread"]
         lines.append(f"| augmentation CPU per batch, one thread (ms; share of the training step): Keras layers "
-                     f"in turn vs ours (one warp) | tutorial's {ms['tutorial_layers_in_turn']}, modern "
+                     f"in turn (tutorial's one warp by TensorFlow's kernel) vs ours (one OpenCV warp) | tutorial's "
+                     f"{ms['tutorial_layers_in_turn']} ({ms['tutorial_one_warp_tensorflow_kernel']}), modern "
                      f"{ms['modern_layers_in_turn']} | {ms['tutorial_ours']}, {ms['modern_ours']} "
                      f"({cost['augmentation_vs_step']:.0%} of step {ms['train_step']}) | - |")
     extract = report.get("extraction")

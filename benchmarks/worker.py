@@ -159,15 +159,17 @@ def augmentation_cost(settings: dict) -> dict:
     What the augmentation adds to the CPU work of training. On two cores it runs
     beside the training step's two threads rather than in idle time, so this share
     does not predict what ours loses against the bound (it lost more on 2026-12-02,
-    README "Results"). Ours (one warp by the
+    README "Results"). Ours (one OpenCV warp by the
     product of the layers' matrices, then contrast) beside the same Keras layers
     applied in turn (one warp each, what train_scratch did before), for the
-    tutorial's augmentation and the modern recipe's.
+    tutorial's augmentation and the modern recipe's; and, for the tutorial's, the
+    same one warp by TensorFlow's projective-transform kernel (what ours used
+    before OpenCV's).
     """
     import numpy as np
     import tensorflow as tf
 
-    from stages.lib.augmentation import augmentation_layers, batch_augmentation
+    from stages.lib.augmentation import augmentation_layers, batch_augmentation, combined_matrix
     from stages.lib.params import validate_params
 
     tf.config.threading.set_intra_op_parallelism_threads(1)
@@ -189,8 +191,15 @@ def augmentation_cost(settings: dict) -> dict:
         augment = batch_augmentation(**augmentation, seed=seed)
         return tf.function(lambda x: augment(x, labels)[0])
 
+    def tensorflow_kernel(augmentation):  # the same one warp by TensorFlow's kernel: ours until OpenCV's
+        geometric = augmentation_layers(**augmentation, seed=seed)
+        return tf.function(lambda x: tf.raw_ops.ImageProjectiveTransformV3(
+            images=x, transforms=tf.reshape(combined_matrix(x, geometric), [-1, 9])[:, :8],
+            output_shape=tf.shape(x)[1:3], fill_value=0.0, interpolation="BILINEAR", fill_mode="NEAREST"))
+
     steps = {
         "tutorial_ours": ours(tutorial),
+        "tutorial_one_warp_tensorflow_kernel": tensorflow_kernel(tutorial),
         "tutorial_layers_in_turn": in_turn(augmentation_layers(**tutorial, seed=seed)),
         "modern_ours": ours(modern),
         "modern_layers_in_turn": in_turn(augmentation_layers(**modern, seed=seed)),

@@ -28,7 +28,8 @@ def test_every_benchmark_runs_quick_and_writes_its_report(tmp_path):
         assert report["precision"]["bfloat16"]["training"] == auto  # measured once, reported in both sections
     cost = report["training"]["augmentation_cost"]
     assert set(cost["ms_per_batch_one_thread"]) == {
-        "tutorial_ours", "tutorial_layers_in_turn", "modern_ours", "modern_layers_in_turn", "train_step"}
+        "tutorial_ours", "tutorial_one_warp_tensorflow_kernel", "tutorial_layers_in_turn", "modern_ours",
+        "modern_layers_in_turn", "train_step"}
     assert 0 < cost["augmentation_vs_step"] and report["training"]["by_median_epoch"]["ours_vs_bound"] > 0
     for measured in report["training"]["runs"].values():
         assert measured["best_images_per_second"] >= measured["images_per_second"] > 0
