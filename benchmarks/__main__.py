@@ -151,6 +151,10 @@ def markdown(report: dict) -> str:
         lines.append(f"| no-op `dvc status` / `dvc repro`, {dvc['images']:,} images (s) | floor "
                      f"{dvc['floor_dvc_status']['median_seconds']} | {dvc['dvc_status']['median_seconds']} / "
                      f"{dvc['dvc_repro_noop']['median_seconds']} | {dvc['status_vs_floor']}x / {dvc['repro_vs_floor']}x (<= 1.5x) |")
+        lines.append(f"| the same against one stage that outputs those files (s) | floor "
+                     f"{dvc['outputs_floor_dvc_status']['median_seconds']} | {dvc['dvc_status']['median_seconds']} / "
+                     f"{dvc['dvc_repro_noop']['median_seconds']} | {dvc['status_vs_outputs_floor']}x / "
+                     f"{dvc['repro_vs_outputs_floor']}x |")
     info = report["machine"]
     lines.append("")
     lines.append(f"{info['cpu']}, {info['cpus']} CPUs, flags: {', '.join(info['cpu_flags']) or 'none of note'}; "

@@ -36,6 +36,7 @@ def test_every_benchmark_runs_quick_and_writes_its_report(tmp_path):
     assert report["extraction"]["ours_vs_bound"] > 0
     assert set(report["memory"]) == {"40", "80"}
     assert report["dvc"]["images"] == 200 and report["dvc"]["dvc_status"]["median_seconds"] > 0
+    assert report["dvc"]["outputs_floor_dvc_status"]["median_seconds"] > 0
     table = output.with_suffix(".md").read_text()
     assert table.startswith("| benchmark |") and "no-op `dvc status`" in table and "augmentation CPU" in table
     assert f"wrote {output}" in result.stdout
