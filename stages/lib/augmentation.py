@@ -17,8 +17,9 @@ of their matrices, instead of once per layer: what ImageDataGenerator does,
 one interpolation instead of up to five (sharper pictures, and a fraction of
 the CPU; README "Two recipes"). The warp itself is OpenCV's ``warpAffine``
 (bilinear, edges replicated), which gives TensorFlow's projective-transform
-pixels to within 0.01 of 255 at a quarter of its CPU time: TensorFlow's kernel
-took about a tenth of the CNN's training step, on the same two cores.
+pixels to within 0.01 of 255 in a quarter to a third of its CPU time:
+TensorFlow's kernel took about a tenth of the CNN's training step, on the same
+two cores.
 """
 
 from __future__ import annotations
