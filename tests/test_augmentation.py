@@ -131,3 +131,23 @@ def test_a_layer_that_is_not_geometric_has_no_matrix():
     contrast, = augmentation_layers(**{**OFF, "contrast": 0.2}, seed=1)
     with pytest.raises(ValueError, match="not a geometric augmentation layer: contrast"):
         layer_matrix(contrast, noise())
+
+
+def test_under_mixed_precision_the_augmentation_stays_float32():
+    """The global policy mixed_bfloat16 (``mixed_precision: auto`` on a CPU with AMX) must not reach the layers:
+    contrast's factor in bfloat16 against float32 pixels failed, and bfloat16 pixels would round the warp."""
+    import keras
+    import tensorflow as tf
+
+    images = np.random.default_rng(4).integers(0, 256, (4, SIZE, SIZE, 3)).astype(np.uint8)
+    dataset = tf.data.Dataset.from_tensors((images, np.zeros(4, np.float32))).repeat(2)
+    expected = [batch.numpy() for batch, _ in batch_augmentation(**MODERN, seed=9).over(dataset)]
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        augment = batch_augmentation(**MODERN, seed=9)
+        assert {layer.compute_dtype for layer in augment.geometric + augment.others} == {"float32"}
+        pictures = [batch for batch, _ in augment.over(dataset)]
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert all(batch.dtype == tf.float32 for batch in pictures)
+    np.testing.assert_allclose(np.stack([batch.numpy() for batch in pictures]), np.stack(expected), rtol=0, atol=1e-3)

@@ -43,26 +43,30 @@ def augmentation_layers(
     """
     from keras import layers
 
+    # float32 whatever the global dtype policy: the pixels stay float32 [0, 255] in tf.data, and under
+    # mixed_precision the model casts its inputs itself.
+    warp = {"fill_mode": "nearest", "dtype": "float32"}
     augmentation = []
     if shear > 0:
-        augmentation.append(layers.RandomShear(x_factor=shear, fill_mode="nearest", seed=seed, name="shear"))
+        augmentation.append(layers.RandomShear(x_factor=shear, seed=seed, name="shear", **warp))
     if zoom > 0:
         augmentation.append(
             layers.RandomZoom(
-                height_factor=(-zoom, zoom), width_factor=(-zoom, zoom), fill_mode="nearest", seed=seed + 1,
-                name="zoom",
+                height_factor=(-zoom, zoom), width_factor=(-zoom, zoom), seed=seed + 1, name="zoom", **warp
             )
         )
     if horizontal_flip:
-        augmentation.append(layers.RandomFlip("horizontal", seed=seed + 2, name="flip"))
+        augmentation.append(layers.RandomFlip("horizontal", seed=seed + 2, name="flip", dtype="float32"))
     if rotation > 0:
-        augmentation.append(layers.RandomRotation(rotation, fill_mode="nearest", seed=seed + 3, name="rotation"))
+        augmentation.append(layers.RandomRotation(rotation, seed=seed + 3, name="rotation", **warp))
     if translation > 0:
         augmentation.append(
-            layers.RandomTranslation(translation, translation, fill_mode="nearest", seed=seed + 4, name="translation")
+            layers.RandomTranslation(translation, translation, seed=seed + 4, name="translation", **warp)
         )
     if contrast > 0:
-        augmentation.append(layers.RandomContrast(contrast, value_range=(0, 255), seed=seed + 5, name="contrast"))
+        augmentation.append(
+            layers.RandomContrast(contrast, value_range=(0, 255), seed=seed + 5, name="contrast", dtype="float32")
+        )
     return augmentation
 
 
