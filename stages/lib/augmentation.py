@@ -45,27 +45,28 @@ def augmentation_layers(
 
     # float32 whatever the global dtype policy: the pixels stay float32 [0, 255] in tf.data, and under
     # mixed_precision the model casts its inputs itself.
-    warp = {"fill_mode": "nearest", "dtype": "float32"}
+    float32 = {"dtype": "float32"}
+    geometric = {**float32, "fill_mode": "nearest"}
     augmentation = []
     if shear > 0:
-        augmentation.append(layers.RandomShear(x_factor=shear, seed=seed, name="shear", **warp))
+        augmentation.append(layers.RandomShear(x_factor=shear, seed=seed, name="shear", **geometric))
     if zoom > 0:
         augmentation.append(
             layers.RandomZoom(
-                height_factor=(-zoom, zoom), width_factor=(-zoom, zoom), seed=seed + 1, name="zoom", **warp
+                height_factor=(-zoom, zoom), width_factor=(-zoom, zoom), seed=seed + 1, name="zoom", **geometric
             )
         )
     if horizontal_flip:
-        augmentation.append(layers.RandomFlip("horizontal", seed=seed + 2, name="flip", dtype="float32"))
+        augmentation.append(layers.RandomFlip("horizontal", seed=seed + 2, name="flip", **float32))
     if rotation > 0:
-        augmentation.append(layers.RandomRotation(rotation, seed=seed + 3, name="rotation", **warp))
+        augmentation.append(layers.RandomRotation(rotation, seed=seed + 3, name="rotation", **geometric))
     if translation > 0:
         augmentation.append(
-            layers.RandomTranslation(translation, translation, seed=seed + 4, name="translation", **warp)
+            layers.RandomTranslation(translation, translation, seed=seed + 4, name="translation", **geometric)
         )
     if contrast > 0:
         augmentation.append(
-            layers.RandomContrast(contrast, value_range=(0, 255), seed=seed + 5, name="contrast", dtype="float32")
+            layers.RandomContrast(contrast, value_range=(0, 255), seed=seed + 5, name="contrast", **float32)
         )
     return augmentation
 
@@ -195,7 +196,7 @@ def batch_augmentation(*, seed: int, **settings) -> BatchAugmentation | None:
     """The training augmentation (:class:`BatchAugmentation`), or None when every layer is off.
 
     ``settings`` are :func:`augmentation_layers`' (an augmentation params section).
-    The geometric layers become one warp (:func:`warp_once`); contrast follows it.
+    The geometric layers become one warp by the product of their matrices (:func:`warp`); contrast follows it.
     """
     layers = augmentation_layers(**settings, seed=seed)
     return BatchAugmentation(layers) if layers else None
