@@ -6,10 +6,17 @@ stages' output. ``TF_CPP_MIN_LOG_LEVEL`` defaults to 2 (TensorFlow's INFO and
 WARNING notices off); set it to 0 to see everything, start-up lines included.
 Any other value keeps those lines out too: absl writes them before it reads the
 level, so a user's ``TF_CPP_MIN_LOG_LEVEL=2`` alone would not hold them back.
+
+The same rule holds back TensorFlow's warning that a ``tf.function`` "triggered
+retracing" 5 times: every Keras model traces its own predict step once per batch
+shape (a last, shorter batch is a second shape), and TensorFlow counts the traces
+of all models together, so a stage that predicts with three models warns about
+tracing that is expected (evaluate, the submission).
 """
 
 import importlib.abc
 import importlib.machinery
+import logging
 import os
 import re
 import sys
@@ -66,6 +73,13 @@ class _QuietTensorFlowFinder(importlib.abc.MetaPathFinder):
         return spec
 
 
+def _not_retracing(record: logging.LogRecord) -> bool:
+    """False for TensorFlow's "N out of the last N calls to <function> triggered tf.function retracing"."""
+    return "triggered tf.function retracing" not in record.getMessage()
+
+
 # INFO and WARNING notices off unless the user chose a level; errors still show.
-if os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2").strip() != "0" and "tensorflow" not in sys.modules:
-    sys.meta_path.insert(0, _QuietTensorFlowFinder())
+if os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2").strip() != "0":
+    if "tensorflow" not in sys.modules:
+        sys.meta_path.insert(0, _QuietTensorFlowFinder())
+    logging.getLogger("tensorflow").addFilter(_not_retracing)  # TensorFlow's Python-side logger

@@ -1,5 +1,5 @@
-"""TensorFlow's start-up lines (CUDA probing, absl's pre-init notice, oneDNN) stay out of a stage's stderr
-unless the user asks for everything with TF_CPP_MIN_LOG_LEVEL=0."""
+"""TensorFlow's start-up lines (CUDA probing, absl's pre-init notice, oneDNN) and its retracing warning
+stay out of a stage's stderr unless the user asks for everything with TF_CPP_MIN_LOG_LEVEL=0."""
 
 from __future__ import annotations
 
@@ -8,24 +8,29 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 
 from stages import STARTUP_NOISE
 from tests.conftest import ROOT
+from tests.tiny_models import make_workspace
 
 # What a stage does first: import the package, then TensorFlow, then ask for devices.
 IMPORT = "import stages, tensorflow as tf; tf.config.list_physical_devices(); print('ready')"
+RETRACING = "triggered tf.function retracing"
 
 
-def stderr_with(level: str | None) -> str:
-    """stderr of a fresh process importing TensorFlow the stages' way, with ``level`` (None: unset)."""
+def stderr_with(level: str | None, command: list[str] | None = None, cwd=ROOT) -> str:
+    """stderr of a fresh process (by default one importing TensorFlow the stages' way), with ``level``
+    (None: unset)."""
     env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")]))
     if level is not None:
         env["TF_CPP_MIN_LOG_LEVEL"] = level
     # Not conftest.run: it sets TF_CPP_MIN_LOG_LEVEL when the environment has none.
-    result = subprocess.run([sys.executable, "-c", IMPORT], cwd=ROOT, env=env, capture_output=True, text=True,
-                            timeout=300)
-    assert result.returncode == 0 and result.stdout.strip() == "ready", result.stderr
+    result = subprocess.run(command or [sys.executable, "-c", IMPORT], cwd=cwd, env=env, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert command or result.stdout.strip() == "ready", result.stderr
     return result.stderr
 
 
@@ -41,3 +46,20 @@ def test_start_up_lines_show_only_when_the_user_asks_for_everything():
     assert noise(stderr_with(None)) == []  # the default
     assert noise(stderr_with("2")) == []  # a user's own quiet level: absl ignores it, the filter does not
     assert noise(stderr_with("1")) == []
+
+
+@pytest.mark.slow
+def test_evaluate_keeps_tensorflow_s_retracing_warning_out_unless_asked(tmp_path):
+    """Three models predicting 12 images in batches of 5, 5 and 2 trace one predict step (Keras's code)
+    six times, and TensorFlow warns that it "triggered tf.function retracing" though each model traced
+    only its two batch shapes. The stage's stderr keeps it out unless the user asks for everything."""
+    root = make_workspace(tmp_path)
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["common"]["batch_size"] = 5
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    evaluate = [sys.executable, "-m", "stages.evaluate"]
+    assert RETRACING in stderr_with("0", evaluate, root)  # the warning is real here: the test can fail
+    for level in (None, "2"):
+        stderr = stderr_with(level, evaluate, root)
+        assert RETRACING not in stderr
+        assert "evaluate: wrote reports/evaluate" in stderr  # the stage's own lines still show
