@@ -27,10 +27,12 @@ from stages.lib.io import atomic_path, naming_errors, temporary_prefix, write_js
 from stages.lib.labels import CLASS_FOLDERS, parse_train_name
 from stages.lib.manifest import forget_manifest, write_manifest
 from stages.lib.params import load_params
+from stages.lib.progress import WorkEstimate
 
 logger = logging.getLogger("split")
 
 MAX_LOGGED_DROPS = 50  # each dropped file is logged up to this many; all are in the files report
+ESTIMATE_AFTER = 200  # images decode-checked before the estimate of the time left
 
 
 def list_raw_images(directory: str | Path) -> tuple[list[Path], list[str]]:
@@ -141,7 +143,8 @@ def split_dataset(
             prefix=temporary_prefix(train_dir), suffix=".tmp-normalized", dir=near
         )
     with naming_errors(train_dir), staging_folder as staging:
-        checks = check_images(candidates, min_side, max_pixels, staging)
+        estimate = WorkEstimate(logger, "decode-check", len(candidates), "images", min(ESTIMATE_AFTER, len(candidates)))
+        checks = check_images(candidates, min_side, max_pixels, staging, progress=estimate.update)
         dropped = [check for check in checks if not check.ok]
         for check in dropped[:MAX_LOGGED_DROPS]:
             logger.warning("dropped %s: %s (%s)", check.path.name, check.drop, check.detail)

@@ -27,7 +27,7 @@ import contextlib
 import io
 import re
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -202,9 +202,17 @@ def check_image(path: str | Path, min_side: int, max_pixels: int, staging: str |
     return replace(check, normalized=normalized)
 
 
-def check_images(paths: Sequence[Path], min_side: int, max_pixels: int, staging: str | Path) -> list[ImageCheck]:
-    """Check many files, in input order (one thread: decoding is not what the split waits on)."""
-    return [check_image(path, min_side, max_pixels, staging) for path in paths]
+def check_images(
+    paths: Sequence[Path], min_side: int, max_pixels: int, staging: str | Path,
+    progress: Callable[[int], None] | None = None,
+) -> list[ImageCheck]:
+    """Check many files, in input order (one thread); ``progress(1)`` after each file, when given."""
+    checks = []
+    for path in paths:
+        checks.append(check_image(path, min_side, max_pixels, staging))
+        if progress is not None:
+            progress(1)
+    return checks
 
 
 def write_image(check: ImageCheck, target: str | Path) -> None:

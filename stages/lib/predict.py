@@ -122,14 +122,15 @@ def predict_array(model, images: np.ndarray, batch_size: int) -> np.ndarray:
     return _as_probabilities(outputs, len(images))
 
 
-def predict_dataset(model, paths: list[Path], image_size: int, batch_size: int) -> np.ndarray:
-    """Raw P(dog) for known-good image files (the split's), in file order, via tf.data."""
+def predict_dataset(model, paths: list[Path], image_size: int, batch_size: int, callbacks=None) -> np.ndarray:
+    """Raw P(dog) for known-good image files (the split's), in file order, via tf.data; ``callbacks``
+    go to ``model.predict``."""
     from stages.lib.data import make_image_dataset
 
     if not paths:
         return np.zeros((0,), dtype=np.float64)
     dataset = make_image_dataset(paths, None, image_size, batch_size)
-    return _as_probabilities(model.predict(dataset, verbose=0), len(paths))
+    return _as_probabilities(model.predict(dataset, verbose=0, callbacks=callbacks), len(paths))
 
 
 def _as_probabilities(outputs, count: int) -> np.ndarray:
@@ -188,9 +189,13 @@ def predict_files(
     temperature: float = 1.0,
 ) -> list[ImagePrediction]:
     """Clipped P(dog) for each file (calibrated by ``temperature`` first); unusable files
-    (see :func:`read_untrusted_image`) get an error instead."""
+    (see :func:`read_untrusted_image`) get an error instead. Logs an estimate of the time left
+    after two chunks of files (the first includes loading and tracing) when more remain."""
+    from stages.lib.progress import WorkEstimate
+
     results: list[ImagePrediction | None] = [None] * len(files)
     chunk_size = batch_size * CHUNK_BATCHES
+    estimate = WorkEstimate(logger, "predictions", len(files), "images", min(2 * chunk_size, len(files)))
     start = 0
     while start < len(files):
         chunk = range(start, min(start + chunk_size, len(files)))
@@ -206,5 +211,6 @@ def predict_files(
             probabilities = clip_probabilities(raw, clip)
             for index, probability in zip(indices, probabilities):
                 results[index] = ImagePrediction(files[index], probability=float(probability))
+        estimate.update(len(chunk))
         start = chunk.stop
     return [result for result in results if result is not None]

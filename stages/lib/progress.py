@@ -42,6 +42,9 @@ class WorkEstimate:
             return
         if self.estimated or self.clock_start is None or self.done < self.estimate_after:
             return
+        if self.done >= self.total:  # all done: nothing left to estimate
+            self.estimated = True
+            return
         started, done_then = self.clock_start
         rate = (self.done - done_then) / max(time.perf_counter() - started, 1e-9)
         self.estimated = True
