@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -165,3 +166,17 @@ def test_stage_reports_a_missing_weights_file_in_one_line(tmp_path):
     assert "dvc repro weights" in result.stderr and "dvc pull" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (project / "features").exists()
+
+
+def test_the_estimate_is_a_line_of_its_own_beside_the_progress_bar(tmp_path):
+    """The estimate is logged while the bar is drawn: it goes above the bar (tqdm's logging redirect clears
+    the bar's line first), not onto the end of the bar's text."""
+    project = make_project(tmp_path / "project")
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["common"]["batch_size"] = 1  # 14 images: the estimate after 4, while the train bar is drawn
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    result = run([sys.executable, "-m", "stages.extract_features"], project)
+    [line] = [line for line in result.stderr.split("\n") if "images in, about" in line]
+    drawn = line.split("\r")[-1]  # what a terminal shows on that line: the text after the last carriage return
+    assert re.fullmatch(r"\d\d:\d\d:\d\d INFO extract_features: features: 4 of 14 images in, about .+ left \(.+\)",
+                        drawn), repr(line)

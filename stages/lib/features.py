@@ -45,9 +45,11 @@ def write_split(model, dataset, count: int, output_dir: str | Path, split: str, 
 
     Rows go into a memory-mapped ``.npy`` batch by batch (float32 whatever the
     model's dtype); nothing holds all features in memory. ``progress``, if given,
-    is told each batch's image count. Returns the array shape.
+    is told each batch's image count (log lines it writes go above the progress bar,
+    not into it). Returns the array shape.
     """
     from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
 
     target = split_files(output_dir, split)["features"]
     shape = (count, *model.output_shape[1:])
@@ -55,7 +57,8 @@ def write_split(model, dataset, count: int, output_dir: str | Path, split: str, 
     remap_rows = max(1, REMAP_BYTES // row_bytes)
     array = npy_format.open_memmap(target, mode="w+", dtype=np.float32, shape=shape)
     row = mapped_from = 0
-    with tqdm(total=count, unit="img", desc=f"VGG16 features ({split})", file=sys.stderr) as bar:
+    bar = tqdm(total=count, unit="img", desc=f"VGG16 features ({split})", file=sys.stderr)
+    with logging_redirect_tqdm(), bar:
         for images in dataset:
             outputs = np.asarray(model.predict_on_batch(images)).astype(np.float32)
             if row + len(outputs) > count:
