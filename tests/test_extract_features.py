@@ -168,6 +168,7 @@ def test_stage_reports_a_missing_weights_file_in_one_line(tmp_path):
     assert not (project / "features").exists()
 
 
+@pytest.mark.slow
 def test_the_estimate_is_a_line_of_its_own_beside_the_progress_bar(tmp_path):
     """The estimate is logged while the bar is drawn: it goes above the bar (tqdm's logging redirect clears
     the bar's line first), not onto the end of the bar's text."""
