@@ -10,8 +10,8 @@ level, so a user's ``TF_CPP_MIN_LOG_LEVEL=2`` alone would not hold them back.
 The same rule holds back TensorFlow's warning that a ``tf.function`` "triggered
 retracing" 5 times: every Keras model traces its own predict step once per batch
 shape (a last, shorter batch is a second shape), and TensorFlow counts the traces
-of all models together, so a stage that predicts with three models warns about
-tracing that is expected (evaluate, the submission).
+of all models together, so evaluate, which predicts with three models, warned
+about tracing that is expected.
 """
 
 import importlib.abc

@@ -13,6 +13,7 @@ it like any image model, and its metrics say ``"skipped": true``.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from stages.lib.data import list_labelled_images, make_image_dataset
 from stages.lib.model_files import load_model, save_model
 from stages.lib.params import load_params
 from stages.lib.precision import set_mixed_precision
-from stages.lib.progress import training_estimate_callback
+from stages.lib.progress import prediction_estimate_callback, training_estimate_callback
 from stages.lib.resume import fit_resumable, resume_backup
 from stages.lib.runner import run_stage
 from stages.lib.seeding import seed_everything
@@ -60,7 +61,8 @@ def fit_finetune(
     # Where fine-tuning starts: the bottleneck model's own validation figures (a whole pass of VGG16 over the
     # validation images: minutes on a CPU at Kaggle's 5,000, so it is announced).
     logger.info("starting point: scoring the model before fine-tuning on %d validation images", len(validation[0]))
-    initial = model.evaluate(validation_data, return_dict=True, verbose=training.fit_verbosity())
+    estimate = prediction_estimate_callback(logger, "starting point", math.ceil(len(validation[0]) / batch_size))
+    initial = model.evaluate(validation_data, return_dict=True, verbose=training.fit_verbosity(), callbacks=[estimate])
     logger.info("starting point: val_loss %.4f, val_accuracy %.4f", initial["loss"], initial["accuracy"])
     stopping = keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True, verbose=1)
     history, resumed_from_epoch = fit_resumable(

@@ -112,3 +112,19 @@ def test_predictions_of_files_estimate_after_two_chunks(tmp_path, caplog):
     assert len(results) == len(files) and all(result.error is None for result in results)
     [line] = estimates(caplog, "predictions")  # the first chunk starts the clock, the second ends the wait
     assert line.startswith(f"predictions: {2 * CHUNK_BATCHES} of {len(files)} images in, about ")
+
+
+def test_evaluating_a_model_estimates_like_predicting(caplog):
+    """finetune scores its starting point with model.evaluate (a whole VGG16 pass on a CPU): the same estimate."""
+    import keras
+
+    from stages.lib.progress import prediction_estimate_callback
+
+    caplog.set_level(logging.INFO, logger="progress-test")
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1, activation="sigmoid")])
+    model.compile(optimizer="sgd", loss="binary_crossentropy")
+    x = np.zeros((12, 3), dtype="float32")
+    callback = prediction_estimate_callback(logging.getLogger("progress-test"), "starting point", 6)
+    model.evaluate(x, np.zeros(12, dtype="float32"), batch_size=2, callbacks=[callback], verbose=0)
+    [line] = estimates(caplog, "starting point")
+    assert line.startswith("starting point: 5 of 6 batches in, about ")

@@ -87,11 +87,12 @@ def training_estimate_callback(logger: logging.Logger, what: str, epochs: int, s
 
 
 def prediction_estimate_callback(logger: logging.Logger, what: str, batches: int):
-    """A Keras callback for ``model.predict`` logging the estimated time left after a few batches."""
+    """A Keras callback for ``model.predict`` or ``model.evaluate`` logging the estimated time left after a
+    few batches."""
     import keras
 
     class PredictionEstimate(keras.callbacks.Callback):
-        """Counts predicted batches."""
+        """Counts predicted (or evaluated) batches."""
 
         def on_predict_begin(self, logs=None):
             self.estimate = WorkEstimate(logger, what, batches, "batches", min(5, batches))
@@ -99,5 +100,7 @@ def prediction_estimate_callback(logger: logging.Logger, what: str, batches: int
         def on_predict_batch_end(self, batch, logs=None):
             if not self.estimate.estimated:
                 self.estimate.update(1)
+
+        on_test_begin, on_test_batch_end = on_predict_begin, on_predict_batch_end
 
     return PredictionEstimate()
