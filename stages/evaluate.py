@@ -19,7 +19,6 @@ pipeline every model exists).
 from __future__ import annotations
 
 import logging
-import math
 from pathlib import Path
 
 import numpy as np
@@ -101,8 +100,8 @@ def predict_model(
         image_size = model_image_size(model, image_size)
         logger.info("%s: predicting %d images at %dx%d%s", name, len(paths), image_size, image_size,
                     " and their mirror images" if tta else "")
-        estimate = prediction_estimate_callback(logger, name, math.ceil(len(paths) / batch_size))
-        return predict_dataset(with_mirror_average(model) if tta else model, paths, image_size, batch_size, [estimate])
+        return predict_dataset(with_mirror_average(model) if tta else model, paths, image_size, batch_size,
+                               [prediction_estimate_callback(logger, name)])
     logger.info("%s: predicting from the bottleneck features in %s", name, features_dir)
     return predict_top_from_features(model, features_dir, names, labels, batch_size)
 

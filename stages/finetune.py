@@ -13,7 +13,6 @@ it like any image model, and its metrics say ``"skipped": true``.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from pathlib import Path
 
@@ -61,7 +60,7 @@ def fit_finetune(
     # Where fine-tuning starts: the bottleneck model's own validation figures (a whole pass of VGG16 over the
     # validation images: minutes on a CPU at Kaggle's 5,000, so it is announced).
     logger.info("starting point: scoring the model before fine-tuning on %d validation images", len(validation[0]))
-    estimate = prediction_estimate_callback(logger, "starting point", math.ceil(len(validation[0]) / batch_size))
+    estimate = prediction_estimate_callback(logger, "starting point")
     initial = model.evaluate(validation_data, return_dict=True, verbose=training.fit_verbosity(), callbacks=[estimate])
     logger.info("starting point: val_loss %.4f, val_accuracy %.4f", initial["loss"], initial["accuracy"])
     stopping = keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True, verbose=1)

@@ -124,7 +124,7 @@ def test_evaluating_a_model_estimates_like_predicting(caplog):
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1, activation="sigmoid")])
     model.compile(optimizer="sgd", loss="binary_crossentropy")
     x = np.zeros((12, 3), dtype="float32")
-    callback = prediction_estimate_callback(logging.getLogger("progress-test"), "starting point", 6)
+    callback = prediction_estimate_callback(logging.getLogger("progress-test"), "starting point")
     model.evaluate(x, np.zeros(12, dtype="float32"), batch_size=2, callbacks=[callback], verbose=0)
     [line] = estimates(caplog, "starting point")
     assert line.startswith("starting point: 5 of 6 batches in, about ")

@@ -86,19 +86,20 @@ def training_estimate_callback(logger: logging.Logger, what: str, epochs: int, s
     return TrainingEstimate()
 
 
-def prediction_estimate_callback(logger: logging.Logger, what: str, batches: int):
+def prediction_estimate_callback(logger: logging.Logger, what: str):
     """A Keras callback for ``model.predict`` or ``model.evaluate`` logging the estimated time left after a
-    few batches."""
+    few batches (of the batch count Keras knows; none when the data's length is unknown)."""
     import keras
 
     class PredictionEstimate(keras.callbacks.Callback):
         """Counts predicted (or evaluated) batches."""
 
         def on_predict_begin(self, logs=None):
-            self.estimate = WorkEstimate(logger, what, batches, "batches", min(5, batches))
+            self.steps = self.params.get("steps") or 0
+            self.estimate = WorkEstimate(logger, what, self.steps, "batches", min(5, self.steps))
 
         def on_predict_batch_end(self, batch, logs=None):
-            if not self.estimate.estimated:
+            if self.steps and not self.estimate.estimated:
                 self.estimate.update(1)
 
         on_test_begin, on_test_batch_end = on_predict_begin, on_predict_batch_end
