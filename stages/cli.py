@@ -75,12 +75,22 @@ def resolve_model_name(name: str, params) -> str:
     return MODEL_ALIASES.get(name, name)
 
 
+def printable(text: str) -> str:
+    """``text`` for a terminal: control and other unprintable characters (newlines, escape sequences) as
+    Python escapes, so a file name cannot forge a row or a line of the output."""
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else char.encode("unicode_escape").decode("ascii") for char in text)
+
+
 def format_results(results, threshold: float, output_format: str) -> str:
-    """The predicted rows as an aligned table or as CSV (file,label,p_dog)."""
+    """The predicted rows as an aligned table (file names made :func:`printable`) or as CSV
+    (file,label,p_dog; the csv module quotes what needs it)."""
     from stages.lib.labels import CLASS_LABELS
 
+    shown = str if output_format == "csv" else printable
     rows = [
-        (str(result.path), CLASS_LABELS[int(result.probability >= threshold)], f"{result.probability:.4f}")
+        (shown(str(result.path)), CLASS_LABELS[int(result.probability >= threshold)], f"{result.probability:.4f}")
         for result in results
         if result.error is None
     ]
@@ -127,7 +137,7 @@ def predict_command(arguments) -> int:
     sys.stdout.write(format_results(results, params.evaluate.threshold, arguments.format))
     sys.stdout.flush()
     for result in failed:
-        print(f"catsdogs predict: cannot read {result.path}: {result.error}", file=sys.stderr)
+        print(f"catsdogs predict: cannot read {printable(str(result.path))}: {result.error}", file=sys.stderr)
     if failed:
         print(f"catsdogs predict: {len(failed)} of {len(results)} files failed", file=sys.stderr)
         return EXIT_FILE_FAILED

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from stages.lib.data import list_images
 from stages.lib.io import METRICS_FILE, write_text
+from stages.lib.labels import kaggle_test_id
 from stages.lib.metrics import best_model_in, temperature_in
 from stages.lib.params import load_params
 from stages.lib.predict import load_prediction_model, model_image_size, predict_files
@@ -41,10 +42,11 @@ def list_test_images(directory: str | Path) -> list[tuple[int, Path]]:
         return []
     pairs = []
     for path in list_images(directory):
-        if not path.stem.isdigit():
-            logger.warning("%s: not a Kaggle test name (N.jpg), skipped", path)
+        identifier = kaggle_test_id(path.name)
+        if identifier is None:
+            logger.warning("%r: not a Kaggle test name (N.jpg), skipped", str(path))
             continue
-        pairs.append((int(path.stem), path))
+        pairs.append((identifier, path))
     return sorted(pairs)
 
 

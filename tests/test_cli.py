@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -157,3 +158,44 @@ def test_console_script_runs(workspace):
     assert result.stdout.splitlines()[0] == "file,label,p_dog"
     assert len(result.stdout.splitlines()) == 4
     assert "broken.jpg" in result.stderr
+
+
+def test_a_name_with_a_superscript_digit_is_predicted_with_the_rest(workspace, monkeypatch, capsys, tmp_path):
+    folder = tmp_path / "odd names"
+    folder.mkdir()
+    for name in ("cat.0.jpg", "dog.1.jpg", "\u00b2.jpg", "10.jpg", "9.jpg"):  # str.isdigit("²") is true
+        shutil.copy(workspace / "images/1.jpg", folder / name)
+    monkeypatch.chdir(workspace)
+    code = main(["predict", str(folder), "--model", "scratch", "--format", "csv"])
+    out, err = capsys.readouterr()
+    assert code == EXIT_OK, err
+    names = [Path(row["file"]).name for row in csv.DictReader(io.StringIO(out))]
+    assert names == ["9.jpg", "10.jpg", "cat.0.jpg", "dog.1.jpg", "\u00b2.jpg"]  # numbers first, in order
+
+
+def test_the_table_escapes_control_characters_in_file_names(workspace, monkeypatch, capsys, tmp_path):
+    forged = "a.jpg\nfake.jpg  cat  0.0050\nb.jpg"
+    shutil.copy(workspace / "images/1.jpg", tmp_path / forged)
+    (tmp_path / "c\x1b[2J.jpg").write_bytes(b"not an image")  # a terminal escape sequence in a name
+    monkeypatch.chdir(workspace)
+    code = main(["predict", str(tmp_path), "--model", "scratch"])
+    out, err = capsys.readouterr()
+    assert code == EXIT_FILE_FAILED
+    lines = out.splitlines()
+    assert len(lines) == 2 and "fake.jpg" not in lines[0]  # the header and one row, not three
+    assert lines[1].startswith(str(tmp_path / "a.jpg\\nfake.jpg  cat  0.0050\\nb.jpg"))
+    assert "\x1b" not in err and "c\\x1b[2J.jpg" in err
+    main(["predict", str(tmp_path / forged), "--model", "scratch", "--format", "csv"])
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [row["file"] for row in rows] == [str(tmp_path / forged)]  # CSV quotes it and keeps it exact
+
+
+def test_a_fifo_or_a_device_is_named_for_what_it_is(workspace, monkeypatch, capsys, tmp_path):
+    os.mkfifo(tmp_path / "pipe.jpg")
+    monkeypatch.chdir(workspace)
+    code = main(["predict", "images/1.jpg", str(tmp_path / "pipe.jpg"), "/dev/zero", "--model", "scratch"])
+    out, err = capsys.readouterr()
+    assert code == EXIT_FILE_FAILED
+    assert "images/1.jpg" in out
+    assert f"cannot read {tmp_path / 'pipe.jpg'}: not a regular file: a FIFO (named pipe)" in err
+    assert "cannot read /dev/zero: not a regular file: a character device" in err

@@ -119,3 +119,13 @@ def test_top_model_on_images_matches_features_from_the_same_vgg16(tmp_path, monk
     features = extractor.predict(image[np.newaxis], verbose=0)
     expected = float(np.clip(top.predict(features, verbose=0)[0, 0], 0.005, 0.995))
     assert submission.loc[2, "label"] == pytest.approx(expected, abs=1e-5)
+
+
+def test_test_names_the_pipeline_cannot_use_are_skipped_with_a_warning(tmp_path, caplog):
+    # A superscript, an Arabic-Indic digit, a number longer than any id, a newline in the name.
+    for name in ("3.jpg", "\u00b2.jpg", "\u0664.jpg", "1" * 240 + ".jpg", "7.jpg\n.jpg"):
+        (tmp_path / name).write_bytes(b"x")
+    with caplog.at_level("WARNING"):
+        assert [identifier for identifier, _ in list_test_images(tmp_path)] == [3]
+    assert caplog.text.count("not a Kaggle test name (N.jpg), skipped") == 4
+    assert "\n.jpg" not in caplog.text  # the name is quoted, its newline escaped

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.lib.labels import CLASS_FOLDERS, IMAGE_SUFFIXES
+from stages.lib.labels import CLASS_FOLDERS, IMAGE_SUFFIXES, numeric_stem
 
 
 def list_images(directory: str | Path) -> list[Path]:
@@ -25,7 +25,8 @@ def list_images(directory: str | Path) -> list[Path]:
     files = [p for p in directory.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
 
     def order(path: Path):
-        return (0, int(path.stem), "") if path.stem.isdigit() else (1, 0, path.name)
+        number = numeric_stem(path.name)
+        return (0, number, path.name) if number is not None else (1, 0, path.name)
 
     return sorted(files, key=order)
 

@@ -13,6 +13,7 @@ import json
 import math
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,6 +43,32 @@ def _temporary_sibling(target: Path, suffix: str = "") -> Path:
     os.close(handle)
     os.unlink(name)
     return Path(name)
+
+
+# What a path that is not a regular file is, by its file-type bits (links followed).
+_FILE_KINDS = (
+    (stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"),
+)
+
+
+def file_kind(mode: int) -> str:
+    """What a file of st_mode ``mode`` is, in words ("a regular file", "a FIFO (named pipe)", ...)."""
+    if stat.S_ISREG(mode):
+        return "a regular file"
+    return next((name for test, name in _FILE_KINDS if test(mode)), "not a regular file")
+
+
+def describe_non_file(path: str | Path) -> str:
+    """Why ``path``, which is not a regular file (links followed), cannot be read: absent, or what it is."""
+    path = Path(path)
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return "a symbolic link to nothing (no such file)" if path.is_symlink() else "no such file"
+    except OSError as error:  # a link loop, a name too long, no permission...
+        return f"cannot be read ({error.strerror or type(error).__name__})"
+    return f"not a regular file: {file_kind(mode)}"
 
 
 def remove_path(path: str | Path) -> None:

@@ -194,6 +194,9 @@ class DownloadParams(Section):
     url_env: str = ""
     archive: str = ""
     dir: str = ""
+    # Read files that symbolic links in download.dir lead to outside it (refused by default: a link could
+    # bring any file of the machine into data/, the DVC cache and the remote).
+    follow_links: bool = False
     synthetic: SyntheticParams = SyntheticParams()
     limits: ExtractionLimits = ExtractionLimits()
     retries: Annotated[int, Field(ge=0, le=MAX_RETRIES)] = 5

@@ -162,10 +162,11 @@ def read_untrusted_image(path: str | Path, image_size: int, max_pixels: int) -> 
     """
     from stages.lib.data import decode_rgb, resize_image
     from stages.lib.images import prepare_image
+    from stages.lib.io import describe_non_file
 
     path = Path(path)
     if not path.is_file():
-        raise ValueError("no such file")
+        raise ValueError(describe_non_file(path))
     check, normalized = prepare_image(path, 1, max_pixels)  # any size is worth a prediction
     if not check.ok:
         raise ValueError(f"{check.drop.replace('_', ' ')}: {check.detail}")

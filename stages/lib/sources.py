@@ -14,7 +14,13 @@ by reason. Sources (``download.source``):
 - ``dir``: a folder of Kaggle-named images. ``download.dir`` may be either the
   ``train/`` folder itself, or a folder holding ``train/``; the test set is the
   ``test/`` folder beside that ``train/`` folder, when there is one (as in an
-  unpacked Kaggle download). Only files directly in those folders are read.
+  unpacked Kaggle download). Only regular files directly in those folders are
+  read, each opened without blocking and checked on the open file: FIFOs, devices,
+  sockets, links that lead nowhere (or in a loop) are skipped and counted by reason.
+  A symbolic link that leads out of its folder (to a secret, to /etc/passwd, to a
+  photo elsewhere) would bring that file into data/, the DVC cache and the remote:
+  it stops the stage, naming the link, unless ``download.follow_links`` is true
+  (for a data set built out of links; the log then counts the files read that way).
 - ``synthetic``: generated images (offline), seeded by ``common.seed``.
 
 One extraction :class:`~stages.lib.extract.Budget` covers every archive a run
@@ -27,15 +33,17 @@ through :func:`stages.lib.http.redact`, as do the HTTP libraries' debug logs.
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import logging
 import os
 import re
 import shutil
+import stat
 import sys
 import tempfile
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -44,6 +52,7 @@ import requests
 from stages.lib import layouts
 from stages.lib.extract import Budget, Limits, extract_members, list_members, verify_zip
 from stages.lib.http import RedactingStream, display_url, download_file, redact_library_logs
+from stages.lib.io import describe_non_file
 from stages.lib.labels import canonical_test_name, canonical_train_name
 from stages.lib.synthetic import write_kaggle_test, write_kaggle_train
 
@@ -155,48 +164,141 @@ def from_url(
 def from_archive(path: str | Path, outputs: Outputs, scratch: Path, *, budget: Budget) -> Counter:
     """Normalise a zip already on disk."""
     path = Path(path).expanduser()
-    if not path.is_file():
+    if not path.exists() and not path.is_symlink():
         raise ValueError(f"download.archive not found: {path}")
+    if not path.is_file():
+        raise ValueError(f"download.archive {path}: {describe_non_file(path)}")
     skipped = import_zip(path, outputs, scratch, budget)
     _require_train(outputs, str(path))
     return skipped
 
 
-def _copy_folder(source: Path, target: Path, rename) -> tuple[int, Counter]:
-    """Copy the files of ``source`` whose name ``rename`` accepts, under their new names."""
-    copied, skipped = 0, Counter()
+@dataclass
+class FolderReport:
+    """What copying one folder did: files copied, files skipped (reason -> count), links followed out of it."""
+
+    copied: int = 0
+    skipped: Counter = field(default_factory=Counter)
+    followed_out: int = 0
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    """Whether the resolved ``path`` lies inside the resolved ``folder``."""
+    return path == folder or folder in path.parents
+
+
+def _open_regular(entry: os.DirEntry, folder: Path, follow_links: bool) -> tuple[int | None, str | None, bool]:
+    """Open one folder entry for reading if it is (or links to) a regular file: (fd, skip reason, left the folder).
+
+    Links are resolved first: one that leads nowhere (missing, a loop) is skipped, one that leaves
+    ``folder`` is refused (``ValueError``) unless ``follow_links``. The file is opened without
+    following a link in its last part and without blocking (a FIFO would), and its type is read
+    from the open file, so what is copied is what was checked.
+    """
+    target, left = entry.path, False
+    if entry.is_symlink():
+        try:
+            resolved = Path(os.path.realpath(entry.path, strict=True))
+        except (OSError, RuntimeError):  # missing target, a loop
+            return None, "broken link", False
+        left = not _inside(resolved, folder)
+        if left and not follow_links:
+            raise ValueError(
+                f"download.dir: {entry.path} is a symbolic link to {resolved}, outside {folder}: only files "
+                "inside the folder are read. Set download.follow_links: true to read files that links lead to"
+            )
+        target = str(resolved)
+    try:
+        fd = os.open(target, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as error:
+        return None, "unreadable" if error.errno != errno.ELOOP else "broken link", left
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        return None, "folder" if stat.S_ISDIR(mode) else "not a regular file", left
+    return fd, None, left
+
+
+def _copy_folder(source: Path, target: Path, rename, follow_links: bool) -> FolderReport:
+    """Copy the regular files directly in ``source`` whose name ``rename`` accepts, under their new names.
+
+    Sub-folders are not read (and not counted). Special files (FIFOs, devices, sockets), links that
+    lead nowhere, unreadable files, unrecognised names and empty files are skipped and counted by
+    reason; a link out of ``source`` is refused unless ``follow_links`` (then it is counted).
+    """
+    report = FolderReport()
     target.mkdir(parents=True, exist_ok=True)
-    for path in sorted(source.iterdir()):
-        if not path.is_file():
+    folder = source.resolve()
+    with os.scandir(folder) as entries:
+        ordered = sorted(entries, key=lambda entry: entry.name)
+    for entry in ordered:
+        if entry.is_dir(follow_symlinks=False):
             continue
-        name = rename(path.name)
+        name = rename(entry.name)
         if name is None:
-            skipped[layouts.skip_reason(path.name)] += 1
-        elif path.stat().st_size == 0:
-            skipped["empty"] += 1
-        elif (target / name).exists():
-            raise ValueError(f"{path} and another file both map to {name}")
-        else:
-            shutil.copyfile(path, target / name)
-            copied += 1
-    return copied, skipped
+            report.skipped[layouts.skip_reason(entry.name)] += 1
+            continue
+        fd, reason, left = _open_regular(entry, folder, follow_links)
+        if fd is None:
+            report.skipped[reason] += 1
+            continue
+        with os.fdopen(fd, "rb") as handle:
+            if os.fstat(handle.fileno()).st_size == 0:
+                report.skipped["empty"] += 1
+                continue
+            if (target / name).exists():
+                raise ValueError(f"{entry.path} and another file both map to {name}")
+            with open(target / name, "xb") as copy:
+                shutil.copyfileobj(handle, copy)
+        report.copied += 1
+        report.followed_out += left
+    return report
 
 
-def from_dir(directory: str | Path, outputs: Outputs) -> Counter:
+def _folder_inside(folder: Path, parent: Path, follow_links: bool) -> Path:
+    """``folder`` (a train/ or test/ folder found in ``parent``) resolved; a link out of ``parent`` is refused
+    unless ``follow_links``."""
+    resolved = folder.resolve()
+    if folder.is_symlink() and not _inside(resolved, parent.resolve()) and not follow_links:
+        raise ValueError(
+            f"download.dir: {folder} is a symbolic link to {resolved}, outside {parent}: only files inside "
+            "the folder are read. Set download.follow_links: true to read files that links lead to"
+        )
+    return resolved
+
+
+def _summary(counts: Counter) -> str:
+    """``empty 3, not an image 2`` (reasons sorted), or ``nothing`` for no counts."""
+    return ", ".join(f"{reason} {count}" for reason, count in sorted(counts.items())) or "nothing"
+
+
+def from_dir(directory: str | Path, outputs: Outputs, *, follow_links: bool = False) -> Counter:
     """Copy a Kaggle-style train folder (and the sibling test folder, if any); see the module docstring."""
     directory = Path(directory).expanduser()
     if not directory.is_dir():
         raise ValueError(f"download.dir not found: {directory}")
     train = directory / "train" if (directory / "train").is_dir() else directory
-    copied, skipped = _copy_folder(train, outputs.train, canonical_train_name)
-    if not copied:
-        raise ValueError(f"download.dir {train} holds no cat.N.jpg / dog.N.jpg images")
-    logger.info("copied %d train images from %s", copied, train)
+    if train != directory:
+        _folder_inside(train, directory, follow_links)
+    report = _copy_folder(train, outputs.train, canonical_train_name, follow_links)
+    if not report.copied:
+        raise ValueError(
+            f"download.dir {train} holds no cat.N.jpg / dog.N.jpg images (skipped: {_summary(report.skipped)})"
+        )
+    logger.info("copied %d train images from %s", report.copied, train)
+    skipped, followed_out = report.skipped, report.followed_out
     test = train.parent / "test"
     if test.is_dir() and test.resolve() != train.resolve():
-        copied, test_skipped = _copy_folder(test, outputs.test, canonical_test_name)
-        logger.info("copied %d test images from %s", copied, test)
-        skipped += test_skipped
+        _folder_inside(test, train.parent, follow_links)
+        test_report = _copy_folder(test, outputs.test, canonical_test_name, follow_links)
+        logger.info("copied %d test images from %s", test_report.copied, test)
+        skipped += test_report.skipped
+        followed_out += test_report.followed_out
+    if followed_out:
+        logger.warning(
+            "read %d files through symbolic links that lead out of their folder (download.follow_links: true)",
+            followed_out,
+        )
     return skipped
 
 
@@ -302,7 +404,7 @@ def from_kaggle(outputs: Outputs, scratch: Path, *, competition: str, kaggle_fil
 
 def fetch(
     outputs: Outputs, scratch: Path, *, source: str, seed: int, competition: str, kaggle_files: dict,
-    microsoft_url: str, url: str, url_env: str, archive: str, dir: str, synthetic: dict, limits: dict,
+    microsoft_url: str, url: str, url_env: str, archive: str, dir: str, follow_links: bool, synthetic: dict, limits: dict,
     retries: int, timeout_s: float,
 ) -> Counter:
     """Fill ``outputs`` from ``source`` (the download params' values); return skipped counts by reason."""
@@ -315,7 +417,7 @@ def fetch(
     if source == "archive":
         return from_archive(archive, outputs, scratch, budget=budget)
     if source == "dir":
-        return from_dir(dir, outputs)
+        return from_dir(dir, outputs, follow_links=follow_links)
     if source == "synthetic":
         return from_synthetic(outputs, **synthetic, seed=seed)
     raise ValueError(f"download.source {source!r} is not one of kaggle, {ALTERNATIVES}")
