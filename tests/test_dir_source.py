@@ -184,3 +184,22 @@ def test_a_directory_with_hostile_names_copies_only_the_photos(tmp_path):
     counts, raw = build(tmp_path, source="dir", dir=str(train))
     assert (counts.train_cats, counts.train_dogs) == (3, 3)
     assert counts.skipped == {"unrecognised name": 3}
+
+
+def test_long_member_names_in_an_archive_are_skipped_or_renamed_not_an_os_error(tmp_path):
+    import io
+    import zipfile
+
+    def zip_bytes(members: dict[str, bytes]) -> bytes:
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as archive:
+            for name, data in members.items():
+                archive.writestr(name, data)
+        return buffer.getvalue()
+
+    inner = zip_bytes({"train/cat.1.jpg": b"c", "train/dog.1.jpg": b"d", "train/cat." + "7" * 300 + ".jpg": b"c"})
+    outer = tmp_path / "all.zip"
+    outer.write_bytes(zip_bytes({"train" + "x" * 300 + ".zip": inner, "cat." + "9" * 5000 + ".jpg": b"x"}))
+    counts, raw = build(tmp_path, source="archive", archive=str(outer))
+    assert sorted(path.name for path in (raw / "train").iterdir()) == ["cat.1.jpg", "dog.1.jpg"]
+    assert counts.skipped == {"unrecognised name": 2}  # the inner 300-digit name, the outer 5,000-digit one

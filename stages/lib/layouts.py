@@ -26,7 +26,7 @@ from pathlib import PurePosixPath
 from stages.lib.labels import ARCHIVE_PHOTO_SUFFIXES, canonical_test_name, canonical_train_name
 
 TEST_FOLDERS = ("test", "test1")
-NESTED_ZIP = re.compile(r"^(train|test)[^/]*\.zip$", re.IGNORECASE)
+NESTED_ZIP = re.compile(r"(train|test)[^/]*\.zip", re.IGNORECASE | re.ASCII)  # matched whole (fullmatch)
 
 
 @dataclass
@@ -70,7 +70,7 @@ def _place(plan: Plan, member: str, size: int, parts: list[str]) -> None:
         else:
             (plan.test if in_test_folder else plan.train)[member] = output
             plan.layouts.add("kaggle")
-    elif NESTED_ZIP.match(base):
+    elif NESTED_ZIP.fullmatch(base):
         plan.nested.append(member)
     else:
         plan.skipped[skip_reason(base)] += 1

@@ -104,8 +104,10 @@ def import_zip(archive: Path, outputs: Outputs, scratch: Path, budget: Budget, d
             raise ValueError(f"{archive.name}: archives nested deeper than {MAX_NESTING} levels are refused")
         logger.info("opening nested archive %s in %s", member, archive.name)
         inner_dir = Path(tempfile.mkdtemp(prefix="nested-", dir=scratch))
-        inner = inner_dir / Path(member).name
-        extract_members(archive, inner_dir, {member: Path(member).name}, budget)
+        # The member's own name where it is plain and short; a long or odd one (a 300-character name is
+        # past what a file system takes) gets a fixed one.
+        inner = inner_dir / (Path(member).name if _SAFE_NAME.match(Path(member).name) else "nested.zip")
+        extract_members(archive, inner_dir, {member: inner.name}, budget)
         skipped += import_zip(inner, outputs, scratch, budget, depth + 1)
         shutil.rmtree(inner_dir)
     return skipped
