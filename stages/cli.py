@@ -57,7 +57,7 @@ def load_settings(params_file: str):
 
     if params_file == "params.yaml" and not Path(params_file).is_file():
         return Params()
-    return load_params(params_file)
+    return load_params(params_file, check_tracked=False)  # predict reads the paths, never writes them
 
 
 def resolve_model_name(name: str, params) -> str:

@@ -111,3 +111,41 @@ def test_the_summary_shows_the_params_reports_reads() -> None:
     assert selected["download"] == {"source": "synthetic"}
     assert all(selected[section] == full[section] for section in selected if section != "download")
     assert selected["train_top"]["epochs"] == 7
+
+
+# --- The value a stage uses is the value DVC records ---
+
+TINY_SYNTHETIC = {"download": {"source": "synthetic", "synthetic": {"count": 4, "size": 16, "test_count": 0}}}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("how", "fragments"),
+    [
+        # `dvc exp run -S` writes 1:20 unquoted: YAML 1.1 read it as 80, DVC records the string '1:20'.
+        ("exp run -S common.seed=1:20", ["common.seed", "'1:20'", "base 60", "write"]),
+        # 017: YAML 1.1 read 15, DVC records 17.
+        ("seed: 017 in params.yaml", ["common.seed", "write 17"]),
+    ],
+)
+def test_a_seed_yaml_1_1_reads_differently_fails_the_stage_instead_of_running_with_another_value(
+    dvc_repo: Path, how: str, fragments: list[str]
+) -> None:
+    from tests.conftest import run, update_params
+
+    update_params(dvc_repo, TINY_SYNTHETIC)
+    run(["git", "commit", "-qam", "tiny synthetic download"], dvc_repo)
+    if how.startswith("exp run"):
+        command = ["dvc", "exp", "run", "-S", "common.seed=1:20", "download"]
+    else:
+        params = dvc_repo / "params.yaml"
+        text = params.read_text()
+        assert "  seed: 42\n" in text
+        params.write_text(text.replace("  seed: 42\n", "  seed: 017\n"))
+        command = ["dvc", "repro", "download"]
+    result = run(command, dvc_repo, check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, f"the stage ran (with the seed YAML 1.1 reads):\n{output[-2000:]}"
+    for fragment in fragments:
+        assert fragment in output, f"{fragment!r} not in:\n{output[-2000:]}"
+    assert not (dvc_repo / "data" / "raw" / "train").exists()

@@ -99,3 +99,127 @@ def test_a_stage_outside_dvc_refuses_a_path_outside_the_repo_before_touching_it(
     assert (outside / "precious.txt").read_text() == "keep me"
     assert (outside / "cats" / "cat.1.jpg").read_bytes() == b"not yours"
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+
+
+# --- A path param must not name files git tracks (a stage deletes its outputs before writing them) ---
+
+def git_repo(folder: Path, files: dict[str, str], lock: str | None = None) -> Path:
+    """A git work tree in ``folder`` with ``files`` (and dvc.lock holding ``lock``) committed."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if lock is not None:
+        files = {**files, "dvc.lock": lock}
+    for name, text in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(text)
+    (folder / "params.yaml").write_text((ROOT / "params.yaml").read_text())
+    for command in (["git", "init", "-q"], ["git", "add", "-A"],
+                    ["git", "-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-qm", "init"]):
+        subprocess.run(command, cwd=folder, check=True, capture_output=True, timeout=60)
+    return folder
+
+
+def with_paths(repo: Path, paths: dict) -> Path:
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["paths"].update(paths)
+    (repo / "params.yaml").write_text(yaml.safe_dump(params))
+    return repo / "params.yaml"
+
+
+def test_a_path_param_on_files_git_tracks_is_refused_naming_the_key_and_a_file(tmp_path: Path, monkeypatch) -> None:
+    repo = git_repo(tmp_path / "repo", {"docs/ec2.md": "ec2", "docs/reliability.md": "promises"})
+    monkeypatch.chdir(repo)
+    path = with_paths(repo, {"raw": "docs", "raw_train": "docs/train", "raw_test": "docs/test"})
+    with pytest.raises(ValueError) as caught:
+        load_params(path)
+    message = str(caught.value)
+    assert "\n" not in message and "paths.raw" in message and "docs/ec2.md" in message, message
+
+
+def test_a_committed_uncached_report_recorded_in_dvc_lock_is_not_refused(tmp_path: Path, monkeypatch) -> None:
+    """metrics.json, history.csv and plots are `cache: false` outputs a user may commit to git."""
+    lock = (
+        "schema: '2.0'\nstages:\n  split:\n    cmd: python -m stages.split\n    outs:\n"
+        "    - path: reports/data/split.json\n      hash: md5\n      md5: 0\n"
+        "  train_scratch:\n    cmd: python -m stages.train_scratch\n    outs:\n"
+        "    - path: reports/scratch\n      hash: md5\n      md5: 0\n"
+    )
+    repo = git_repo(tmp_path / "repo", {
+        "reports/data/split.json": "{}", "reports/scratch/metrics.json": "{}", "reports/scratch/plots/loss.json": "[]",
+    }, lock)
+    monkeypatch.chdir(repo)
+    assert load_params(repo / "params.yaml").paths == PathsParams()
+    # The same committed file, not recorded as an output, is refused.
+    (repo / "dvc.lock").write_text("schema: '2.0'\nstages: {}\n")
+    with pytest.raises(ValueError, match=r"paths\.(split_report|scratch_reports) .*reports/"):
+        load_params(repo / "params.yaml")
+
+
+def test_the_local_weights_folder_may_hold_tracked_files_and_outside_git_nothing_is_checked(
+    tmp_path: Path, monkeypatch
+) -> None:
+    repo = git_repo(tmp_path / "repo", {"weights/README.md": "put weights here"})
+    monkeypatch.chdir(repo)
+    assert load_params(repo / "params.yaml").paths.local_weights == "weights"
+    outside = tmp_path / "plain"
+    outside.mkdir()
+    (outside / "docs").mkdir()
+    (outside / "docs" / "a.md").write_text("not tracked: no git here")
+    monkeypatch.chdir(outside)
+    assert load_params(with_paths(repo, {"raw": "docs", "raw_train": "docs/t", "raw_test": "docs/u"})).paths.raw == "docs"
+
+
+def docs_repo(dvc_repo: Path) -> Path:
+    """The temporary git + DVC repository with tracked docs/ and params putting the raw tree there."""
+    from tests.conftest import run, update_params
+
+    (dvc_repo / "docs").mkdir()
+    (dvc_repo / "docs" / "ec2.md").write_text("how to run on EC2")
+    (dvc_repo / "docs" / "reliability.md").write_text("the promises")
+    update_params(dvc_repo, {
+        "paths": {"raw": "docs", "raw_train": "docs/train", "raw_test": "docs/test"},
+        "download": {"source": "synthetic", "synthetic": {"count": 4, "size": 16, "test_count": 0}},
+    })
+    run(["git", "add", "-A"], dvc_repo)
+    run(["git", "commit", "-qm", "docs"], dvc_repo)
+    return dvc_repo
+
+
+def refused_naming_the_key_and_a_file(result: subprocess.CompletedProcess) -> None:
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output[-2000:]
+    lines = [line for line in output.splitlines() if "paths.raw" in line]
+    assert len(lines) == 1 and "docs/ec2.md" in lines[0] and "git tracks" in lines[0], output[-2000:]
+
+
+def docs_intact(repo: Path) -> bool:
+    docs = repo / "docs"
+    return docs.is_dir() and sorted(p.name for p in docs.iterdir()) == ["ec2.md", "reliability.md"] and (
+        (docs / "ec2.md").read_text(), (docs / "reliability.md").read_text()) == ("how to run on EC2", "the promises")
+
+
+@pytest.mark.slow
+def test_the_download_stage_refuses_a_raw_path_on_a_tracked_folder_before_writing(dvc_repo: Path) -> None:
+    from tests.conftest import run
+
+    repo = docs_repo(dvc_repo)
+    refused_naming_the_key_and_a_file(run([sys.executable, "-m", "stages.download"], repo, check=False))
+    assert docs_intact(repo)
+
+
+class DeletedByDvc(AssertionError):
+    """DVC removed the stage's outputs before running its command."""
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True, raises=DeletedByDvc,
+    reason="dvc repro removes a stage's outputs before it runs the command (dvc Stage.run -> remove_outs), "
+    "so the stage's own check comes too late for docs/; a check before DVC runs the stage is needed",
+)
+def test_dvc_repro_with_a_raw_path_on_a_tracked_folder_fails_naming_it_and_leaves_it(dvc_repo: Path) -> None:
+    from tests.conftest import run
+
+    repo = docs_repo(dvc_repo)
+    refused_naming_the_key_and_a_file(run(["dvc", "repro", "download"], repo, check=False))
+    if not docs_intact(repo):
+        raise DeletedByDvc("docs/ was removed (git can restore its committed files)")

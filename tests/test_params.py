@@ -190,3 +190,157 @@ def test_params_are_immutable() -> None:
     params = Params()
     with pytest.raises(ValidationError, match="frozen"):
         params.split.ratio = 0.5  # type: ignore[misc]
+
+
+# --- params.yaml is read as DVC reads it (YAML 1.2, ruamel.yaml), hostile input is one short line ---
+
+def write_text(tmp_path: Path, text: str) -> Path:
+    """Write ``text`` as a params file, byte for byte (YAML a dict dump would quote or normalize)."""
+    path = tmp_path / "params.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def refusal(path: Path) -> str:
+    """The message load_params refuses ``path`` with."""
+    with pytest.raises(ValueError) as caught:
+        load_params(path)
+    return str(caught.value)
+
+
+# Documents where YAML 1.1 (PyYAML) and YAML 1.2 (ruamel.yaml, DVC) disagree, or that are otherwise tricky:
+# the stages must read each exactly as DVC does.
+READ_AS_DVC_READS = [
+    "",
+    "# only a comment\n",
+    "common:\n  seed: 1:20\n",
+    "a: 12:30:45\nb: -1:20\n",
+    "common:\n  deterministic: yes\n  fail_at_chance: on\n",
+    "a: [y, n, Y, N, yes, no, Yes, NO, on, off, On, OFF, true, false, True, FALSE]\n",
+    "a: 0o17\nb: 0x1f\nc: 0b11\nd: 1_000\ne: +12\nf: -0\n",
+    "a: 1e3\nb: .5\nc: 0.\nd: 1.5e+3\ne: 2e-1\nf: 1_0.5\ng: 017.5\n",
+    "a: .inf\nb: -.Inf\nc: .NaN\n",
+    "a: ~\nb: null\nc: Null\nd:\n",
+    "a: 2020-01-01\nb: '2020-01-01'\n",
+    "a: 'quoted'\nb: \"017\"\nc: !!str 12\nd: !!float 1\ne: '1:20'\n",
+    "base: &b {x: 1, y: 2}\nderived:\n  <<: *b\n  y: 3\n",
+    "a: &s 1\nb: *s\nc: [*s, *s]\n",
+    "a: |\n  two\n  lines\nb: >\n  folded\n  text\n",
+    "? a\n: b\n",
+    "split:\n  ratio: 0.25\n  n: 100\ntrain_top:\n  units: [8, 4]\n  dropouts: [0.5, 0.2]\n",
+]
+
+
+@pytest.mark.parametrize("document", READ_AS_DVC_READS)
+def test_the_stages_read_params_exactly_as_dvc_does(document: str) -> None:
+    """A future DVC (or ruamel.yaml) that reads params differently fails this, not a silent run."""
+    from dvc.utils.serialize import parse_yaml
+
+    from stages.lib import params as loader
+
+    parse = getattr(loader, "parse_params", None)
+    assert parse is not None, "stages.lib.params has no parse_params: the stages read params with their own YAML"
+    ours, dvc = parse(document), parse_yaml(document, "params.yaml")
+    assert repr(ours) == repr(dvc)  # repr: nan == nan, and 1, 1.0 and True differ
+
+
+# Documents DVC refuses too: the stages refuse them with one line.
+REFUSED_BY_DVC_TOO = [
+    ("common:\n  seed: 1\ncommon:\n  seed: 2\n", ["'common'", "lines 1 and 3"]),
+    ("split:\n  ratio: 0.2\n  n: 5\n  ratio: 0.3\n", ["split.ratio", "lines 2 and 4"]),
+    ("train_top: {units: [8], units: [4]}\n", ["train_top.units"]),
+    ("common:\n  seed: =\n", ["not valid YAML"]),
+    ("split:\n  ratio: [0.2\n", ["not valid YAML"]),
+]
+
+
+@pytest.mark.parametrize(("document", "fragments"), REFUSED_BY_DVC_TOO)
+def test_what_dvc_refuses_the_stages_refuse_in_one_line(tmp_path: Path, document: str, fragments: list[str]) -> None:
+    from dvc.utils.serialize import parse_yaml
+
+    with pytest.raises(Exception):
+        parse_yaml(document, "params.yaml")
+    message = refusal(write_text(tmp_path, document))
+    assert "\n" not in message, message
+    for fragment in fragments:
+        assert fragment in message, f"{fragment!r} not in {message!r}"
+
+
+def test_a_duplicated_section_is_refused_not_last_wins(tmp_path: Path) -> None:
+    message = refusal(write_text(tmp_path, "common:\n  seed: 2\nsplit:\n  ratio: 0.3\ncommon:\n  batch_size: 16\n"))
+    assert message == f"{tmp_path / 'params.yaml'}: key 'common' appears twice (lines 1 and 5): keep one"
+
+
+@pytest.mark.parametrize(
+    ("document", "fragments"),
+    [
+        # YAML 1.1 tools read 80 (base 60); YAML 1.2 (DVC, the stages) the string '1:20'.
+        ("common:\n  seed: 1:20\n", ["common.seed:", "valid integer", "'1:20'", "base 60", "80", "write"]),
+        # YAML 1.1 tools read booleans; YAML 1.2 strings.
+        ("common:\n  deterministic: yes\n", ["common.deterministic:", "valid boolean", "'yes'", "write true or false"]),
+        ("evaluate:\n  tta: on\n", ["evaluate.tta:", "'on'", "write true or false"]),
+        ("finetune:\n  mixed_precision: off\n", ["finetune.mixed_precision:", "'off'", "write true or false"]),
+    ],
+)
+def test_values_yaml_1_1_reads_differently_say_what_to_write(tmp_path: Path, document: str, fragments: list[str]) -> None:
+    message = refusal(write_text(tmp_path, document))
+    for fragment in fragments:
+        assert fragment in message, f"{fragment!r} not in {message!r}"
+
+
+@pytest.mark.parametrize(("written", "meant"), [("017", "17"), ("-017", "-17"), ("08", "8"), ("0_17", "17"), ("00", "0")])
+def test_a_leading_zero_integer_is_refused_naming_the_key_and_what_to_write(
+    tmp_path: Path, written: str, meant: str
+) -> None:
+    """017: 17 for DVC (YAML 1.2), 15 for YAML 1.1 tools; no silent choice between them."""
+    message = refusal(write_text(tmp_path, f"common:\n  seed: {written}\n"))
+    assert "\n" not in message, message
+    assert "common.seed" in message and "line 2" in message and f"write {meant}" in message
+
+
+def alias_bomb(levels: int) -> str:
+    """A params file whose ``common.seed`` expands to 10**levels strings through nested aliases."""
+    lines = ["bomb:", "  - &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    for level in range(1, levels):
+        lines.append(f"  - &a{level} [" + ", ".join([f"*a{level - 1}"] * 10) + "]")
+    return "\n".join(lines) + f"\ncommon:\n  seed: *a{levels - 1}\n"
+
+
+@pytest.mark.parametrize("levels", [6, 9])
+def test_an_alias_bomb_is_refused_fast_small_and_in_one_line(tmp_path: Path, levels: int) -> None:
+    import time
+    import tracemalloc
+
+    path = write_text(tmp_path, alias_bomb(levels))
+    tracemalloc.start()
+    started = time.monotonic()
+    try:
+        message = refusal(path)
+        seconds, (_, peak) = time.monotonic() - started, tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(message) < 400 and "\n" not in message, f"{len(message)} characters: {message[:400]!r}"
+    assert "aliases" in message
+    assert seconds < 10 and peak < 50 * 2**20, (seconds, peak)
+
+
+@pytest.mark.parametrize(
+    ("section", "key"), [("download", "source"), ("paths", "features"), ("common", "seed"), ("train_top", "units")]
+)
+def test_a_huge_value_is_cut_short_in_the_message(tmp_path: Path, section: str, key: str) -> None:
+    value = {"units": list(range(5000)), "features": "/" + "x" * 100_000}.get(key, "x" * 100_000)
+    message = refusal(write(tmp_path, {section: {key: value}}))
+    assert f"{section}.{key}" in message
+    assert len(message) < 600, f"{len(message)} characters: {message[:600]!r}"
+    assert "characters)" in message
+
+
+def test_a_params_file_over_the_size_cap_is_refused_in_one_line(tmp_path: Path) -> None:
+    path = write_text(tmp_path, "common:\n  seed: 1\n" + "# padding\n" * 200_000)
+    message = refusal(path)
+    assert "\n" not in message and "MiB" in message and str(path) in message, message
+
+
+def test_a_deeply_nested_value_is_refused_in_one_line(tmp_path: Path) -> None:
+    message = refusal(write_text(tmp_path, "common:\n  seed: " + "[" * 5000 + "]" * 5000 + "\n"))
+    assert "\n" not in message and len(message) < 400, message[:400]

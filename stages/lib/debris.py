@@ -113,7 +113,7 @@ def declared_outputs(stage: str, dvc_file: str | Path = DVC_FILE) -> list[Path]:
     """The stage's ``outs`` and ``metrics`` in dvc.yaml, ``${paths.*}`` filled in from params.yaml."""
     stages = (yaml.safe_load(Path(dvc_file).read_text(encoding="utf-8")) or {}).get("stages", {})
     entries = [*stages.get(stage, {}).get("outs", []), *stages.get(stage, {}).get("metrics", [])]
-    paths = load_params().paths
+    paths = load_params(check_tracked=False).paths  # the stage itself checks; git runs once
     outputs = []
     for entry in entries:
         text = entry if isinstance(entry, str) else next(iter(entry))

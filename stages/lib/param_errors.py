@@ -7,6 +7,7 @@ at most 4096").
 
 from __future__ import annotations
 
+import re
 import types
 from typing import Annotated, Union, get_args, get_origin
 
@@ -15,9 +16,49 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 
+# How much of a value a message echoes: enough to recognise it, never a multi-megabyte line.
+MAX_SHOWN = 80
+MAX_LINE = 400  # a whole line, a backstop for messages that echo a value themselves
+# Plain scalars YAML 1.1 tools (PyYAML) read differently from YAML 1.2 (ruamel.yaml: DVC and the stages).
+_BOOLEAN_WORDS_1_1 = frozenset({"y", "n", "yes", "no", "on", "off"})
+_SEXAGESIMAL_1_1 = re.compile(r"^[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?$")
+
+
+def shorten(text: str, limit: int = MAX_SHOWN) -> str:
+    """``text`` whole when it has at most ``limit`` characters, else its first ``limit`` and "… (N characters)"."""
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
+
+
+def shown(value: object) -> str:
+    """``repr(value)``, cut short by :func:`shorten`."""
+    return shorten(repr(value))
+
+
 def describe_errors(errors: list[dict], model: type[BaseModel]) -> list[str]:
-    """One line per error of ``model.model_validate`` (repeated lines once, in order)."""
-    return list(dict.fromkeys(_describe(item, model) for item in _merge_union_errors(errors)))
+    """One line per error of ``model.model_validate`` (repeated lines once, in order), each at most
+    about :data:`MAX_LINE` characters, every echoed value cut to :data:`MAX_SHOWN`."""
+    lines = (shorten(_describe(item, model), MAX_LINE) for item in _merge_union_errors(errors))
+    return list(dict.fromkeys(lines))
+
+
+def yaml_1_1_hint(value: object, expected: str) -> str:
+    """What to write instead of a string YAML 1.1 tools read as a boolean (``expected``: "bool") or a
+    base-60 number ("number"), as "; ..." ; "" for any other value."""
+    if not isinstance(value, str):
+        return ""
+    if expected == "bool" and value.lower() in _BOOLEAN_WORDS_1_1:
+        return (f"; {value!r} is a string in YAML 1.2, which DVC and the stages read "
+                "(YAML 1.1 tools read a boolean): write true or false")
+    if expected == "number" and _SEXAGESIMAL_1_1.match(value):
+        sign = -1 if value.startswith("-") else 1
+        whole, _, fraction = value.lstrip("+-").replace("_", "").partition(".")
+        number = 0
+        for part in whole.split(":"):
+            number = number * 60 + int(part)
+        base_60 = sign * (number + float(f"0.{fraction}")) if fraction else sign * number
+        return (f"; {value!r} is a string in YAML 1.2, which DVC and the stages read (YAML 1.1 tools read "
+                f"{base_60}, base 60): write the number itself, e.g. {base_60}")
+    return ""
 
 
 _BOUND_WORDS = {annotated_types.Ge: "at least", annotated_types.Gt: "more than",
@@ -76,19 +117,21 @@ def _describe(error: dict, model: type[BaseModel]) -> str:
     message = error["msg"]
     bound = error["type"] in ("greater_than", "greater_than_equal", "less_than", "less_than_equal")
     allowed = allowed_range(model, tuple(error["loc"])) if bound else None
+    value = error.get("input")
     if allowed:
-        message = f"got {error.get('input')!r}; allowed: {allowed}"
+        message = f"got {shown(value)}; allowed: {allowed}"
     elif error["type"] == "extra_forbidden":
         message = "unknown key (check the spelling; see params.yaml in the repository for the keys)"
     elif error["type"] == "literal_error":
         allowed = error.get("ctx", {}).get("expected", "")
-        message = f"got {error.get('input')!r}; allowed: {allowed}"
+        message = f"got {shown(value)}; allowed: {allowed}"
     elif error["type"] == "union_error":
-        message = f"got {error.get('input')!r}; allowed: true, false or 'auto'"
+        message = f"got {shown(value)}; allowed: true, false or 'auto'" + yaml_1_1_hint(value, "bool")
     elif error["type"].startswith("value_error"):
         message = message.removeprefix("Value error, ")
     else:
-        message = f"{message} (got {error.get('input')!r})"
+        expected = {"bool_type": "bool", "int_type": "number", "float_type": "number"}.get(error["type"], "")
+        message = f"{message} (got {shown(value)})" + yaml_1_1_hint(value, expected)
     return f"{key}: {message}"
 
 

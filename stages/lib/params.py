@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import posixpath
 import re
+import subprocess
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Annotated, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from ruamel.yaml import YAML, YAMLError
+from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
-from stages.lib.param_errors import describe_errors
+from stages.lib.param_errors import describe_errors, shorten
 
 DEFAULT_PARAMS_FILE = "params.yaml"
 # The trained models, in pipeline order, by the name their stage, params, reports and files share.
@@ -117,7 +119,7 @@ RESERVED_FOLDERS = (".git", ".dvc")
 def normalized_path(key: str, value: str) -> PurePosixPath:
     """``value`` as a clean relative path; ``ValueError`` naming ``paths.<key>`` unless it stays inside
     the repository."""
-    where = f"paths.{key} ({value!r})"
+    where = f"paths.{key} ({shorten(repr(value))})"
     if PurePosixPath(value).is_absolute() or PureWindowsPath(value).is_absolute() or PureWindowsPath(value).drive:
         raise ValueError(f"{where} is absolute: give a path relative to the repository root")
     if value.startswith("~"):
@@ -371,13 +373,159 @@ def validate_params(raw: dict | None) -> Params:
         raise ValueError("invalid params:\n  " + "\n  ".join(lines)) from None
 
 
-def load_params(path: str | Path = DEFAULT_PARAMS_FILE) -> Params:
-    """Read and validate params.yaml (or another file)."""
+# Caps on the params file itself, far above any real one (the shipped file: a few KiB, a few hundred values),
+# so an alias bomb or a huge file is one line here rather than minutes of work and a multi-megabyte message.
+MAX_PARAMS_BYTES = 2**20
+MAX_PARAMS_VALUES = 10_000  # nodes once aliases are expanded: what validation and its messages would walk
+MAX_PARAMS_DEPTH = 32
+GIT_TIMEOUT_S = 30.0
+# Path params a stage only reads (never deletes or writes): they may hold files git tracks (weights/README.md).
+INPUT_PATHS = frozenset({"local_weights"})
+_INT_TAG = "tag:yaml.org,2002:int"
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+# An integer with a leading zero: 17 in YAML 1.2 (DVC, the stages), octal 15 (or a string) for YAML 1.1 tools.
+_LEADING_ZERO = re.compile(r"^[-+]?0[0-9_]+$")
+
+
+def _dotted(key: tuple) -> str:
+    return shorten(".".join(str(part) for part in key) or "the document")
+
+
+def check_yaml_nodes(root, name: str) -> None:
+    """Walk a composed YAML document with aliases expanded, stopping at the first problem, so the walk
+    costs at most :data:`MAX_PARAMS_VALUES` nodes; ``ValueError`` in one line naming ``name``, the dotted
+    key and its line for: more nodes than that cap, nesting deeper than :data:`MAX_PARAMS_DEPTH`, a key
+    repeated in one mapping (at any depth), an integer written with a leading zero."""
+    if root is None:
+        return
+    count = 0
+    stack = [(root, ())]
+    while stack:
+        node, key = stack.pop()
+        count += 1
+        if count > MAX_PARAMS_VALUES:
+            raise ValueError(
+                f"{name}: more than {MAX_PARAMS_VALUES} values once aliases are expanded (reached at "
+                f"{_dotted(key[:3])}): params need no aliases that multiply values; write the values out"
+            )
+        if len(key) > MAX_PARAMS_DEPTH:
+            raise ValueError(f"{name}: {_dotted(key[:3])} is nested more than {MAX_PARAMS_DEPTH} levels deep")
+        line = node.start_mark.line + 1
+        if isinstance(node, MappingNode):
+            seen: dict[tuple, int] = {}
+            for key_node, value_node in node.value:
+                if not isinstance(key_node, ScalarNode):
+                    stack.append((key_node, (*key, "?")))
+                    stack.append((value_node, (*key, "?")))
+                    continue
+                here = (*key, key_node.value)
+                identity, again = (key_node.tag, key_node.value), key_node.start_mark.line + 1
+                if key_node.tag != _MERGE_TAG and identity in seen:
+                    first = seen[identity]
+                    lines = f"lines {first} and {again}" if first != again else f"line {again}"
+                    # DVC refuses the file too; last-wins (YAML 1.1 tools) would drop the first silently.
+                    raise ValueError(f"{name}: key {_dotted(here)!r} appears twice ({lines}): keep one")
+                seen[identity] = again
+                stack.append((value_node, here))
+        elif isinstance(node, SequenceNode):
+            stack.extend((item, (*key, index)) for index, item in reversed(list(enumerate(node.value))))
+        elif node.tag == _INT_TAG and _LEADING_ZERO.match(node.value):
+            meant = int(node.value.replace("_", ""))
+            try:
+                old = f"octal {int(node.value.replace('_', ''), 8)}"
+            except ValueError:
+                old = "a string"
+            raise ValueError(
+                f"{name}: {_dotted(key)} (line {line}) is {shorten(node.value)}, an integer with a leading zero: "
+                f"DVC reads {meant}, YAML 1.1 tools {old}; write {meant}"
+            )
+
+
+def parse_params(text: str, name: str = DEFAULT_PARAMS_FILE) -> object:
+    """``text`` read exactly as DVC reads a params file (ruamel.yaml's ``YAML(typ="safe")``: YAML 1.2;
+    an empty document is ``{}``), after :func:`check_yaml_nodes`. ``ValueError`` in one line naming
+    ``name`` for what DVC refuses too (invalid YAML, a repeated key) and what :func:`check_yaml_nodes` refuses."""
+    try:
+        check_yaml_nodes(YAML(typ="safe").compose(text), name)
+        return YAML(typ="safe").load(text) or {}
+    except YAMLError as error:
+        raise ValueError(f"{name} is not valid YAML: {shorten(' '.join(str(error).split()), 200)}") from None
+    except RecursionError:  # ruamel's composer recurses per nesting level
+        raise ValueError(f"{name} is nested too deeply to read") from None
+
+
+def _dvc_lock_outs(lock: Path) -> list[str]:
+    """The ``outs`` paths dvc.lock records, for every stage; none when it is absent or unreadable
+    (DVC itself refuses an unreadable one)."""
+    try:
+        data = YAML(typ="safe").load(lock.read_text(encoding="utf-8")) if lock.is_file() else None
+    except (OSError, UnicodeDecodeError, YAMLError, RecursionError):
+        return []
+    stages = data.get("stages") if isinstance(data, dict) else None
+    outs = []
+    for stage in stages.values() if isinstance(stages, dict) else []:
+        for out in stage.get("outs", []) if isinstance(stage, dict) else []:
+            if isinstance(out, dict) and isinstance(out.get("path"), str):
+                outs.append(posixpath.normpath(out["path"]))
+    return outs
+
+
+def _git_tracked(paths: list[str]) -> list[str] | None:
+    """The files git tracks at or under ``paths`` (relative to the working directory); ``None`` outside a
+    git work tree, without git, or when git fails or hangs (then nothing can be checked)."""
+    try:
+        result = subprocess.run(
+            ["git", "--literal-pathspecs", "ls-files", "-z", "--", *paths],
+            capture_output=True, timeout=GIT_TIMEOUT_S, check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if result.returncode != 0:
+        return None
+    return [name for name in result.stdout.decode("utf-8", "surrogateescape").split("\0") if name]
+
+
+def check_paths_untracked(paths: PathsParams, lock: str | Path = "dvc.lock") -> None:
+    """Inside a git work tree (the working directory, the repository root stages run from): no path param
+    but :data:`INPUT_PATHS` holds a file git tracks, except files at or under an output ``lock`` (dvc.lock)
+    records (a committed ``cache: false`` report), so no stage deletes tracked files when it replaces its
+    outputs; ``ValueError`` naming the key and one or two of the files otherwise. Outside a work tree, or
+    without git, nothing is checked. Runs git once."""
+    values = {
+        key: normalized_path(key, value).as_posix()
+        for key, value in paths.model_dump().items() if key not in INPUT_PATHS
+    }
+    tracked = _git_tracked(list(values.values()))
+    if not tracked:
+        return
+    recorded = _dvc_lock_outs(Path(lock))
+    unrecorded = [file for file in tracked if not any(file == out or file.startswith(out + "/") for out in recorded)]
+    for key, value in values.items():
+        files = [file for file in unrecorded if file == value or file.startswith(value + "/")]
+        if files:
+            shown = ", ".join(shorten(file) for file in files[:2]) + (f" and {len(files) - 2} more" if len(files) > 2 else "")
+            raise ValueError(
+                f"paths.{key} ({shorten(value)}) holds files git tracks ({shown}): the stage writing it would "
+                "delete them; give a path git does not track"
+            )
+
+
+def load_params(path: str | Path = DEFAULT_PARAMS_FILE, *, check_tracked: bool = True) -> Params:
+    """Read params.yaml (or another file) as DVC reads it (:func:`parse_params`; at most
+    :data:`MAX_PARAMS_BYTES`), validate it (:func:`validate_params`) and, unless ``check_tracked`` is false,
+    refuse path params on files git tracks (:func:`check_paths_untracked`); ``ValueError`` otherwise."""
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"params file not found: {path} (run from the repository root)")
+    with path.open("rb") as file:
+        data = file.read(MAX_PARAMS_BYTES + 1)  # never more: a huge file is refused unread
+    if len(data) > MAX_PARAMS_BYTES:
+        raise ValueError(f"{path} is larger than {MAX_PARAMS_BYTES // 2**20} MiB: a params file needs a few KiB")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
-        raise ValueError(f"{path} is not valid YAML: {error}") from None
-    return validate_params(raw)
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path} is not UTF-8 text (byte {error.start})") from None
+    params = validate_params(parse_params(text, str(path)))
+    if check_tracked:
+        check_paths_untracked(params.paths)
+    return params
