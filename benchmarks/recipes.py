@@ -30,6 +30,7 @@ from pathlib import Path
 import yaml
 
 from benchmarks.common import ROOT
+from stages.lib.params import parse_params
 
 SHARED = ROOT.parent / "shared" / "data"
 TRAIN_SETS = {"sample": SHARED / "kaggle-sample", "medium": SHARED / "kaggle-medium"}
@@ -93,7 +94,7 @@ def run_one(scratch: Path, train_set: str, recipe: str, seed: int, overrides: li
               "paths": {"scratch_model": f"runs/{name}/scratch.keras", "scratch_reports": f"runs/{name}/reports"}}
     for override in overrides:
         key, _, value = override.partition("=")
-        set_key(params["train_scratch"], key, yaml.safe_load(value))
+        set_key(params["train_scratch"], key, parse_params(value, f"-S {key}"))  # as `dvc exp run -S` reads it
     params_file = workspace / f"params-{name}.yaml"
     params_file.write_text(yaml.safe_dump(params))
     (workspace / "params.yaml").write_text(params_file.read_text())

@@ -6,6 +6,12 @@ raise a ``ValueError`` that names the key (``split.ratio``) and what is allowed
 (for a number out of range: the whole allowed range), before any work starts.
 Sizes have upper bounds no real run needs to exceed, so an absurd value is a
 clear message here rather than a failure deep inside TensorFlow.
+
+The file is read as DVC reads it (ruamel.yaml, YAML 1.2: :func:`parse_params`),
+so the value a stage uses is the value ``dvc.lock`` records; what DVC refuses (a
+repeated key, invalid YAML) and what YAML 1.1 tools would read differently (an
+integer with a leading zero) is refused here in one line naming the key, and so
+are alias bombs and files past :data:`MAX_PARAMS_BYTES`.
 """
 
 from __future__ import annotations
