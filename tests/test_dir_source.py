@@ -203,3 +203,17 @@ def test_long_member_names_in_an_archive_are_skipped_or_renamed_not_an_os_error(
     counts, raw = build(tmp_path, source="archive", archive=str(outer))
     assert sorted(path.name for path in (raw / "train").iterdir()) == ["cat.1.jpg", "dog.1.jpg"]
     assert counts.skipped == {"unrecognised name": 2}  # the inner 300-digit name, the outer 5,000-digit one
+
+
+@pytest.mark.parametrize(("patch", "expected"), [({"flags": 0x1}, "is encrypted"), ({"method": 99}, "method 99")])
+def test_an_encrypted_archive_is_one_line_and_keeps_the_previous_raw_tree(tmp_path, patch, expected):
+    from tests.test_extract import patched_zip
+
+    train = photo_folder(tmp_path / "photos")
+    _, raw = build(tmp_path, source="dir", dir=str(train))
+    before = all_bytes(raw)
+    archive = patched_zip(tmp_path / "locked.zip", {"train/cat.1.jpg": b"c", "train/dog.1.jpg": b"d"}, **patch)
+    with pytest.raises(ValueError, match=expected) as error:
+        build(tmp_path, source="archive", archive=str(archive))
+    assert "\n" not in str(error.value) and "of locked.zip" in str(error.value)
+    assert all_bytes(raw) == before

@@ -251,3 +251,37 @@ def test_safe_member_path_normalises_harmless_names():
     assert safe_member_path("./train//cat.1.jpg").as_posix() == "train/cat.1.jpg"
     with pytest.raises(ValueError):
         safe_member_path("")
+
+
+def patched_zip(path: Path, members: dict[str, bytes], *, flags: int = 0, method: int | None = None) -> Path:
+    """A zip whose members' headers (local and central) claim other flags or another compression method,
+    as an encrypting archiver writes them (zipfile raises RuntimeError / NotImplementedError on reading)."""
+    write_zip(path, members, zipfile.ZIP_STORED)
+    data = bytearray(path.read_bytes())
+    for signature, flags_at in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+        start = data.find(signature)
+        while start != -1:
+            data[start + flags_at] |= flags
+            if method is not None:
+                data[start + flags_at + 2:start + flags_at + 4] = method.to_bytes(2, "little")
+            start = data.find(signature, start + 4)
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("patch", "expected"),
+    [
+        ({"flags": 0x1}, r"member 'cat\.1\.jpg' of locked\.zip is encrypted"),
+        ({"method": 99}, r"member 'cat\.1\.jpg' of locked\.zip uses compression method 99 \(AES encryption\), which cannot"),
+        ({"method": 9}, r"uses compression method 9 \(deflate64\)"),
+    ],
+)
+def test_encrypted_and_unreadable_members_are_refused_in_one_line(sandbox, patch, expected):
+    root, target = sandbox
+    archive = patched_zip(root / "locked.zip", {"cat.1.jpg": b"photo", "dog.1.jpg": b"photo"}, **patch)
+    for action in (lambda: safe_extract(archive, target, LIMITS), lambda: verify_zip(archive, LIMITS)):
+        with pytest.raises(ValueError, match=expected) as error:
+            action()
+        assert "\n" not in str(error.value)
+    assert not target.exists()

@@ -2,7 +2,9 @@
 
 Refused: absolute names (``/x``, ``\\x``, ``C:x``), names with a ``..`` part,
 two members with the same name, symlinks and other special files (read from the
-Unix mode in the zip's external attributes), and archives past the limits on
+Unix mode in the zip's external attributes), encrypted members and compression
+methods :mod:`zipfile` cannot read (each would fail half-way through with a
+``RuntimeError`` or ``NotImplementedError``), and archives past the limits on
 member count, total uncompressed size or compression ratio (``download.limits``).
 All of these are read from the central directory, before anything is
 decompressed (:func:`verify_zip` checks them before it tests the CRCs).
@@ -36,6 +38,13 @@ from dataclasses import dataclass
 # ratio and total size still apply to them.
 RATIO_FLOOR_BYTES = 1 << 20
 _DRIVE = re.compile(r"^[A-Za-z]:")
+# Bit 0 of a member's general-purpose flags: the data is encrypted (zipfile needs a password, and
+# raises RuntimeError without one).
+ENCRYPTED_FLAG = 0x1
+# The compression methods zipfile reads; any other (AES-encrypted entries say 99) raises NotImplementedError.
+READABLE_METHODS = frozenset({zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA})
+# Names for the message: zipfile's own table, plus the methods it does not name.
+COMPRESSION_NAMES = {**getattr(zipfile, "compressor_names", {}), 93: "zstandard", 95: "xz", 99: "AES encryption"}
 
 
 @dataclass(frozen=True)
@@ -92,9 +101,11 @@ def _member_type(info: zipfile.ZipInfo) -> int:
 
 
 def check_members(
-    infos: Sequence[zipfile.ZipInfo], limits: Limits, ratio_floor_bytes: int = RATIO_FLOOR_BYTES
+    infos: Sequence[zipfile.ZipInfo], limits: Limits, ratio_floor_bytes: int = RATIO_FLOOR_BYTES,
+    archive: str = "the archive",
 ) -> None:
-    """Refuse an archive whose members are unsafe or past the limits (``ValueError``)."""
+    """Refuse an archive whose members are unsafe, unreadable or past the limits (``ValueError``;
+    ``archive`` names it in the messages about members it cannot read)."""
     if len(infos) > limits.max_members:
         raise ValueError(
             f"archive refused: {len(infos)} members, over download.limits.max_members={limits.max_members}"
@@ -111,6 +122,14 @@ def check_members(
                     "which one is meant?"
                 )
             seen[path] = info.filename
+        if info.flag_bits & ENCRYPTED_FLAG:
+            raise ValueError(f"archive refused: member {info.filename!r} of {archive} is encrypted (give an archive without a password)")
+        if info.compress_type not in READABLE_METHODS:
+            method = COMPRESSION_NAMES.get(info.compress_type, "unknown")
+            raise ValueError(
+                f"archive refused: member {info.filename!r} of {archive} uses compression method {info.compress_type} ({method}), "
+                "which cannot be read: repack it with deflate"
+            )
         kind = _member_type(info)
         if kind == stat.S_IFLNK:
             raise ValueError(f"archive refused: member {info.filename!r} is a symbolic link")
@@ -157,7 +176,7 @@ def list_members(archive: str | Path) -> list[zipfile.ZipInfo]:
 def verify_zip(archive: str | Path, limits: Limits) -> None:
     """Check the members against ``limits`` (nothing decompressed yet), then every CRC; ``ValueError`` if unsound."""
     with open_zip(archive) as zip_file:
-        check_members(zip_file.infolist(), limits)
+        check_members(zip_file.infolist(), limits, archive=Path(archive).name)
         try:
             bad = zip_file.testzip()  # reads each member up to its declared size, no further
         except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as error:
@@ -179,7 +198,7 @@ def extract_members(
     destination = Path(destination)
     with open_zip(archive) as zip_file:
         infos = zip_file.infolist()
-        check_members(infos, budget.limits)
+        check_members(infos, budget.limits, archive=Path(archive).name)
         by_name = {info.filename: info for info in infos}
         missing = [name for name in plan if name not in by_name]
         if missing:
@@ -223,6 +242,6 @@ def safe_extract(archive: str | Path, destination: str | Path, limits: Limits) -
     """Extract every file of the archive under ``destination``, keeping member paths (checked first)."""
     members = list_members(archive)
     # Check before planning, so an unsafe name is reported as such, not as a bad plan.
-    check_members(members, limits)
+    check_members(members, limits, archive=Path(archive).name)
     plan = {info.filename: str(safe_member_path(info.filename)) for info in members if not info.is_dir()}
     return extract_members(archive, destination, plan, Budget(limits))
