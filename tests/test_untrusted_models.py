@@ -1,7 +1,9 @@
 """Safe-mode loading through every entry point that loads models: evaluate, submission, ``catsdogs predict``.
 
-A ``.keras`` file with a ``Lambda`` layer (arbitrary Python code) and a corrupt
-``.keras`` file are each refused with the project's one-line message (exit code 1),
+A ``.keras`` file with a ``Lambda`` layer (arbitrary Python code), a corrupt
+``.keras`` file, one padded with members that would unpack to far more than the
+file (refused by the project's archive limits before Keras unpacks anything) and
+one naming a layer class that exists nowhere are each refused with the project's one-line message (exit code 1),
 never loaded, never a traceback.
 """
 
@@ -10,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -35,7 +38,32 @@ def base_workspace(tmp_path_factory) -> Path:
     return root
 
 
-@pytest.fixture(params=["lambda", "corrupt"])
+PADDED_REFUSED = "over download.limits.max_ratio=200"
+UNKNOWN_CLASS_REFUSED = "could not be deserialized properly"  # Keras' first line; the rest dumps the config
+PAD_BYTES = 20 * 2**20  # zeros per padding member: what Keras would unpack to TMPDIR, times four
+
+
+def pad_model(path: Path) -> None:
+    """Add four members of zeros to a valid ``.keras`` file (a few KB compressed each): Keras unpacks
+    every member of an archive with more than three before it reads any."""
+    with zipfile.ZipFile(path, "a", zipfile.ZIP_DEFLATED) as archive:
+        for index in range(4):
+            archive.writestr(f"assets/pad{index}", bytes(PAD_BYTES))
+
+
+def unknown_class_model(path: Path) -> None:
+    """Make the model in ``path`` name a layer class that exists nowhere (Keras' error quotes its whole config)."""
+    with zipfile.ZipFile(path) as archive:
+        entries = [(info.filename, archive.read(info)) for info in archive.infolist()]
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in entries:
+            if name == "config.json":
+                data = data.replace(b'"module": "keras.layers", "class_name": "Dense"',
+                                    b'"module": null, "class_name": "NotARealLayer"', 1)
+            archive.writestr(name, data)
+
+
+@pytest.fixture(params=["lambda", "corrupt", "padded", "unknown_class"])
 def hostile(request, base_workspace, tmp_path, monkeypatch):
     """A copy of the workspace whose models/scratch.keras is hostile; returns (root, expected message part)."""
     root = tmp_path / "project"
@@ -43,9 +71,15 @@ def hostile(request, base_workspace, tmp_path, monkeypatch):
     if request.param == "lambda":
         shutil.copy(root / "lambda.keras", root / "models/scratch.keras")
         expected = LAMBDA_REFUSED
-    else:
+    elif request.param == "corrupt":
         write_corrupt_model(root / "models/scratch.keras")
         expected = CORRUPT_REFUSED
+    elif request.param == "padded":
+        pad_model(root / "models/scratch.keras")
+        expected = PADDED_REFUSED
+    else:
+        unknown_class_model(root / "models/scratch.keras")
+        expected = UNKNOWN_CLASS_REFUSED
     monkeypatch.chdir(root)
     return root, expected
 

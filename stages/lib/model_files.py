@@ -7,7 +7,8 @@ retrained model with identical weights would look new to DVC and rerun every sta
 after it (keras-team/keras#15948). :func:`normalize_archive` removes the save time
 and numbers shared objects in order of appearance; what Keras loads is unchanged.
 
-Loading always runs in Keras safe mode (no ``Lambda`` layers, no arbitrary code)
+Loading first holds the file to the project's archive limits (a ``.keras`` file is a
+zip, and Keras unpacks it), then runs in Keras safe mode (no ``Lambda`` layers, no arbitrary code)
 with the project's own layers passed explicitly, so it never depends on which
 modules happen to be imported.
 """
@@ -21,6 +22,7 @@ from pathlib import Path
 from stages.lib.io import atomic_path
 
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can carry
+MAX_MESSAGE = 300  # characters of a loading error that a message quotes
 
 
 def save_model(model, target: str | Path) -> None:
@@ -73,8 +75,29 @@ def renumber_shared_objects(config, numbers: dict):
     return renumbered
 
 
+def check_model_archive(path: Path) -> None:
+    """``ValueError`` unless the ``.keras`` archive at ``path`` is within the project's archive limits
+    (``download.limits``' defaults: members, total size, compression ratio; no links or odd members).
+
+    Keras unpacks every member of an archive with more than a few to a temporary folder before it
+    reads any, and refuses only a single member past its own size and ratio limit, so a small file
+    of padded members would write gigabytes. A file that is no zip at all is left to Keras, whose
+    message says what a ``.keras`` file must be.
+    """
+    from stages.lib.extract import Limits, check_members
+    from stages.lib.params import ExtractionLimits
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError):
+        return
+    check_members(members, Limits(**ExtractionLimits().model_dump()), archive=path.name)
+
+
 def load_model(path: str | Path):
-    """Load a ``.keras`` model in Keras safe mode; ``ValueError`` when it is missing, broken or unsafe."""
+    """Load a ``.keras`` model in Keras safe mode, after :func:`check_model_archive`; ``ValueError`` in one
+    line when it is missing, past the archive limits, broken or unsafe."""
     import keras
 
     from stages.lib.layers import CUSTOM_OBJECTS
@@ -83,6 +106,10 @@ def load_model(path: str | Path):
     if not path.is_file():
         raise ValueError(f"model not found: {path} (run the stage that trains it: dvc repro)")
     try:
+        check_model_archive(path)
         return keras.saving.load_model(path, custom_objects=CUSTOM_OBJECTS, safe_mode=True)
     except Exception as error:  # Keras raises many types for a broken or unsafe archive
-        raise ValueError(f"could not load the model {path}: {error}") from error
+        # One line: Keras' messages can run on with the whole config of the layer it could not build.
+        text = " ".join(str(error).split("\n", 1)[0].split()) or type(error).__name__
+        text = text if len(text) <= MAX_MESSAGE else text[:MAX_MESSAGE] + "…"
+        raise ValueError(f"could not load the model {path}: {text}") from error
