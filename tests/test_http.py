@@ -63,6 +63,8 @@ class ServerState:
     behaviour: str = "normal"
     requests: list[dict] = field(default_factory=list)
     release: threading.Event = field(default_factory=threading.Event)  # ends a held connection
+    location: str = ""  # where "redirect" sends the client
+    retry_after: str = ""  # the Retry-After of "retry_after"
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -106,6 +108,22 @@ class Handler(BaseHTTPRequestHandler):
             return self._send(500, b"oops")
         if behaviour == "rate_limited" and number == 1:
             return self._send(429, b"slow down", {"Retry-After": "7"})
+        if behaviour == "retry_after" and number == 1:
+            return self._send(429, b"slow down", {"Retry-After": state.retry_after})
+        if behaviour == "redirect" or (behaviour == "redirect_once" and number == 1):
+            return self._send(302, b"", {"Location": state.location})
+        if behaviour == "trickle":  # announces the whole body, then sends a byte every 0.1 s
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            for index in range(len(payload)):
+                if state.release.is_set():
+                    break
+                self.wfile.write(payload[index:index + 1])
+                self.wfile.flush()
+                time.sleep(0.1)
+            self.close_connection = True
+            return None
         if behaviour == "not_found":
             return self._send(404, b"nope")
         if behaviour == "truncated":
@@ -437,3 +455,104 @@ def test_the_url_source_caps_the_download_at_max_total_bytes(serve, tmp_path):
     with pytest.raises(ValueError, match=r"the body runs past \d+ bytes.*download.limits.max_total_bytes"):
         build_raw(tmp_path / "data" / "raw", Path("train"), Path("test"), seed=42, **params.model_dump())
     assert not any((tmp_path / "data").iterdir())
+
+
+# --- bounded in time, redirects checked ---------------------------------------------------------
+
+
+def test_a_trickling_body_ends_at_the_deadline_in_one_line(serve, tmp_path):
+    # Each read returns within timeout_s (a byte every 0.1 s): only a deadline on the whole download ends it.
+    url, state = serve(microsoft_zip(), "trickle")
+    started = time.monotonic()
+    with pytest.raises(ValueError, match=r"ran past download\.deadline_s=1\.5 s \(raise it") as error:
+        http.download_file(url, tmp_path / "a.zip", retries=1, timeout_s=3, max_bytes=MAX_BYTES, deadline_s=1.5)
+    assert time.monotonic() - started < 4
+    assert "\n" not in str(error.value)
+    assert list(tmp_path.iterdir()) == []  # no part file left
+
+
+def test_a_long_retry_after_ends_the_download_at_once(serve, tmp_path, monkeypatch):
+    url, state = serve(microsoft_zip(), "retry_after")
+    state.retry_after = "300"
+    waits = []
+    monkeypatch.setattr(http.time, "sleep", waits.append)
+    with pytest.raises(ValueError, match=r"the server asks to wait 300 s before retrying \(HTTP 429 .*\), "
+                                         r"over download\.max_retry_after_s=120"):
+        http.download_file(url, tmp_path / "a.zip", retries=5, timeout_s=5, max_bytes=MAX_BYTES,
+                           max_retry_after_s=120)
+    assert waits == [] and len(state.requests) == 1
+
+
+def test_a_retry_after_date_is_understood(serve, tmp_path, monkeypatch):
+    from email.utils import formatdate
+
+    url, state = serve(microsoft_zip(), "retry_after")
+    state.retry_after = formatdate(time.time() + 30, usegmt=True)
+    waits = []
+    monkeypatch.setattr(http.time, "sleep", waits.append)
+    target = http.download_file(url, tmp_path / "a.zip", retries=2, timeout_s=5, max_bytes=MAX_BYTES,
+                                max_retry_after_s=120)
+    assert target.is_file() and len(waits) == 1 and 25 <= waits[0] <= 31
+
+
+def test_no_wait_runs_past_the_deadline(serve, tmp_path, monkeypatch):
+    url, state = serve(microsoft_zip(), "retry_after")
+    state.retry_after = "60"
+    waits = []
+    monkeypatch.setattr(http.time, "sleep", waits.append)
+    with pytest.raises(ValueError, match=r"ran past download\.deadline_s=5 s .*the next retry would start 60 s later"):
+        http.download_file(url, tmp_path / "a.zip", retries=5, timeout_s=5, max_bytes=MAX_BYTES, deadline_s=5)
+    assert waits == []
+
+
+def test_the_url_source_passes_the_deadline_from_its_params(serve, tmp_path):
+    url, _ = serve(microsoft_zip(), "trickle")
+    settings = DownloadParams(source="url", url=url, timeout_s=3, retries=1, deadline_s=1.0).model_dump()
+    with pytest.raises(ValueError, match=r"download\.deadline_s=1 s"):
+        build_raw(tmp_path / "raw", Path("train"), Path("test"), seed=1, **settings)
+    assert not (tmp_path / "raw").exists()
+
+
+def test_a_redirect_to_another_port_on_loopback_is_refused(serve, tmp_path):
+    other_url, other = serve(microsoft_zip())
+    url, state = serve(b"", "redirect")
+    state.location = other_url
+    with pytest.raises(ValueError, match=r"download refused: http://127\.0\.0\.1:\d+/files/.* redirected to "
+                                         r"http://127\.0\.0\.1:\d+/files/.*an internal address"):
+        http.download_file(url, tmp_path / "a.zip", retries=2, timeout_s=5, max_bytes=MAX_BYTES)
+    assert len(state.requests) == 1 and other.requests == []  # never asked
+
+
+def test_a_redirect_on_the_same_origin_is_followed(serve, tmp_path):
+    url, state = serve(microsoft_zip(), "redirect_once")
+    state.location = "/files/elsewhere.zip"  # relative: the same scheme, host and port
+    target = http.download_file(url, tmp_path / "a.zip", retries=1, timeout_s=5, max_bytes=MAX_BYTES)
+    assert target.read_bytes() == microsoft_zip()
+    assert len(state.requests) == 2
+
+
+def requests_redirect(url: str, location: str, origin: str | None = None):
+    """What a CheckedSession makes of a 302 from ``url`` to ``location``."""
+    import requests
+
+    response = requests.Response()
+    response.status_code, response.url = 302, url
+    response.headers["Location"] = location
+    return http.CheckedSession(origin or url).get_redirect_target(response)
+
+
+@pytest.mark.parametrize(
+    ("url", "location", "expected"),
+    [
+        ("https://example.com/a.zip", "http://example.com/a.zip", "from https to plain http"),
+        ("https://example.com/a.zip", "file:///etc/passwd", "not an http"),
+        ("https://example.com/a.zip", "http://169.254.169.254/latest/meta-data/", "from https to plain http"),
+        ("http://example.com/a.zip", "http://169.254.169.254/latest/meta-data/", "an internal address"),
+        ("http://example.com/a.zip", "http://10.0.0.7/a.zip", "an internal address"),
+        ("http://example.com/a.zip", "http://[::1]:8080/a.zip", "an internal address"),
+    ],
+)
+def test_redirects_are_checked_hop_by_hop(url, location, expected):
+    with pytest.raises(ValueError, match=expected):
+        requests_redirect(url, location)
+    assert requests_redirect(url, "https://example.org/b.zip") == "https://example.org/b.zip"

@@ -11,7 +11,18 @@ verification is deleted. Resuming happens within one run: a killed run starts ov
 
 Bounded: a body is never written past ``max_bytes`` (an announced length over it
 is refused before the body is read; a body without Content-Length, or longer than
-announced, is cut off there and refused).
+announced, is cut off there and refused). ``timeout_s`` bounds each connect and
+read; ``deadline_s`` bounds the whole download, waits between tries included (a
+server that trickles a byte a second is cut off when it passes); a ``Retry-After``
+longer than ``max_retry_after_s`` ends the download at once rather than waiting it
+out (or retrying early into another refusal). Each ends in one line naming the
+param to raise.
+
+Redirects: every hop is checked as the first URL is (http or https only), an https
+URL may not be redirected to plain http, and a redirect may lead to a loopback,
+private, link-local or otherwise internal address only when it stays on the origin
+(scheme, host and port) of the URL the user gave: a public URL cannot send the
+download to a service on the machine or its network.
 
 Secrets: signed URLs carry tokens in their query string, so URLs appear in
 messages and logs without query, fragment or user info (:func:`display_url`),
@@ -22,14 +33,18 @@ removes query strings and Authorization values (:func:`redact`).
 
 from __future__ import annotations
 
+import email.utils
 import io
+import ipaddress
 import logging
+import math
 import os
 import re
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import requests
 import urllib3
@@ -133,9 +148,77 @@ def check_url(url: str) -> None:
 
 
 def _retry_after(response: requests.Response) -> float | None:
-    """The server's Retry-After in seconds, when given as a number."""
+    """The server's Retry-After in seconds (a number of seconds, or an HTTP date), or None when absent
+    or unreadable."""
     value = response.headers.get("Retry-After", "").strip()
-    return min(float(value), 300.0) if value.isdigit() else None
+    if value.isascii() and value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None or when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+class RedirectRefused(ValueError):
+    """A redirect the download does not follow (another scheme, a downgrade, an internal address)."""
+
+
+def _is_internal(host: str) -> bool:
+    """Whether ``host`` is, or resolves to, a loopback, private, link-local, unspecified, reserved or
+    multicast address (any of its addresses; a name that does not resolve is not internal: the
+    request then fails on its own)."""
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+    except (OSError, UnicodeError):
+        return False
+    for address in addresses:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+        if (ip.is_loopback or ip.is_private or ip.is_link_local or ip.is_unspecified or ip.is_reserved
+                or ip.is_multicast):
+            return True
+    return False
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    default = {"http": 80, "https": 443}.get(parts.scheme)
+    return parts.scheme, (parts.hostname or "").lower(), parts.port or default
+
+
+class CheckedSession(requests.Session):
+    """A session that checks every redirect's target before following it (see the module docstring)."""
+
+    def __init__(self, origin: str):
+        super().__init__()
+        self.origin = origin
+
+    def get_redirect_target(self, response):
+        """The redirect's target, checked; ``RedirectRefused`` in one line when it may not be followed."""
+        location = super().get_redirect_target(response)
+        if location is None:
+            return None
+        target = urljoin(response.url, location)
+        try:
+            check_url(target)
+        except ValueError as error:
+            raise RedirectRefused(f"{display_url(self.origin)} redirected to {error}") from None
+        if urlsplit(response.url).scheme == "https" and urlsplit(target).scheme == "http":
+            raise RedirectRefused(
+                f"{display_url(self.origin)} redirected from https to plain http ({display_url(target)}): refused"
+            )
+        if _origin(target) != _origin(self.origin) and _is_internal(urlsplit(target).hostname or ""):
+            raise RedirectRefused(
+                f"{display_url(self.origin)} redirected to {display_url(target)}, an internal address "
+                "(loopback, private or link-local) on another host or port: refused"
+            )
+        return location
+
+
+class DeadlinePassed(Exception):
+    """The whole download ran past ``deadline_s``."""
 
 
 def _too_large(url: str, what: str, max_bytes: int) -> ValueError:
@@ -147,14 +230,18 @@ def _too_large(url: str, what: str, max_bytes: int) -> ValueError:
 
 
 def _fetch_once(
-    session: requests.Session, url: str, part: Path, timeout_s: float, progress: bool, max_bytes: int
+    session: requests.Session, url: str, part: Path, timeout_s: float, progress: bool, max_bytes: int,
+    deadline: float = math.inf,
 ) -> None:
-    """One request: append to ``part`` (Range) or rewrite it; raise TransientError if incomplete."""
+    """One request: append to ``part`` (Range) or rewrite it; raise TransientError if incomplete,
+    DeadlinePassed once ``time.monotonic()`` passes ``deadline``."""
     have = part.stat().st_size if part.exists() else 0
     headers = {"Accept-Encoding": "identity"}  # the byte count must match Content-Length
     if have:
         headers["Range"] = f"bytes={have}-"
-    with session.get(url, headers=headers, stream=True, timeout=(timeout_s, timeout_s)) as response:
+    # No connect or read may outlast the deadline either.
+    wait_s = max(0.001, min(timeout_s, deadline - time.monotonic()))
+    with session.get(url, headers=headers, stream=True, timeout=(wait_s, wait_s)) as response:
         status = response.status_code
         if status == 429 or status >= 500:
             raise TransientError(f"HTTP {status} {response.reason}", _retry_after(response))
@@ -192,6 +279,8 @@ def _fetch_once(
                 # raw (undecoded) bytes are what Content-Length and Range count.
                 size = have
                 while chunk := response.raw.read1(CHUNK_BYTES, decode_content=False):
+                    if time.monotonic() > deadline:  # a body that trickles in never ends on its own
+                        raise DeadlinePassed(f"after {size} bytes")
                     size += len(chunk)
                     if size > max_bytes:  # the part file is deleted on the way out
                         raise _too_large(url, f"the body runs past {max_bytes} bytes", max_bytes)
@@ -219,9 +308,11 @@ def download_file(
     verify: Callable[[Path], None] | None = None,
     backoff_s: float | None = None,
     progress: bool = True,
-    session: requests.Session | None = None,
+    deadline_s: float = math.inf,
+    max_retry_after_s: float = math.inf,
 ) -> Path:
-    """Download ``url`` to ``target`` (resumed, retried, verified, at most ``max_bytes``) and return ``target``."""
+    """Download ``url`` to ``target`` (resumed, retried, verified, at most ``max_bytes``, within
+    ``deadline_s`` in all, redirects checked) and return ``target``; ``ValueError`` in one line otherwise."""
     check_url(url)
     redact_library_logs()
     target = Path(target)
@@ -229,16 +320,26 @@ def download_file(
     part = target.with_name(f".{target.name}.part")
     part.unlink(missing_ok=True)
     backoff_s = BACKOFF_S if backoff_s is None else backoff_s
-    own_session = session is None
-    session = session or requests.Session()
+    session = CheckedSession(url)
+    deadline = time.monotonic() + deadline_s
+    past_deadline = (
+        f"download of {display_url(url)} ran past download.deadline_s={deadline_s:g} s "
+        "(raise it for a slow line, or use another source)"
+    )
     logger.info("downloading %s", display_url(url))
     try:
         failures = 0
         while True:
             try:
-                _fetch_once(session, url, part, timeout_s, progress, max_bytes)
+                _fetch_once(session, url, part, timeout_s, progress, max_bytes, deadline)
                 break
+            except DeadlinePassed as error:
+                raise ValueError(f"{past_deadline}; {error}") from None
+            except RedirectRefused as error:
+                raise ValueError(f"download refused: {error}") from None
             except (requests.ConnectionError, requests.Timeout, TransientError) as error:
+                if time.monotonic() >= deadline:
+                    raise ValueError(past_deadline) from None
                 failures += 1
                 reason = str(error) if isinstance(error, TransientError) else error.__class__.__name__
                 if failures > retries:
@@ -246,7 +347,14 @@ def download_file(
                         f"download of {display_url(url)} failed after {retries} retries: {reason}"
                     ) from None
                 wait = getattr(error, "wait_s", None)
+                if wait is not None and wait > max_retry_after_s:
+                    raise ValueError(
+                        f"download of {display_url(url)} stopped: the server asks to wait {wait:.0f} s before "
+                        f"retrying ({reason}), over download.max_retry_after_s={max_retry_after_s:g}"
+                    ) from None
                 wait = min(backoff_s * 2 ** (failures - 1), MAX_BACKOFF_S) if wait is None else wait
+                if time.monotonic() + wait > deadline:
+                    raise ValueError(f"{past_deadline}; the next retry would start {wait:.0f} s later") from None
                 logger.warning(
                     "download interrupted (%s); retry %d/%d in %.1fs", reason, failures, retries, wait
                 )
@@ -264,7 +372,6 @@ def download_file(
         os.replace(part, target)
     finally:
         part.unlink(missing_ok=True)
-        if own_session:
-            session.close()
+        session.close()
     logger.info("downloaded %s (%d bytes)", target.name, target.stat().st_size)
     return target

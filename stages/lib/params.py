@@ -44,6 +44,7 @@ MAX_PIXELS = 500_000_000  # pixels of one image (Pillow's own default limit is 8
 MAX_SIDE = 4096  # split.min_side
 MAX_RETRIES = 100
 MAX_TIMEOUT_S = 3600.0
+MAX_DEADLINE_S = 7 * 24 * 3600.0  # a week
 MAX_ARCHIVE_MEMBERS = 10_000_000
 MAX_ARCHIVE_BYTES = 2**40  # 1 TiB
 MAX_COMPRESSION_RATIO = 100_000.0
@@ -208,7 +209,11 @@ class DownloadParams(Section):
     synthetic: SyntheticParams = SyntheticParams()
     limits: ExtractionLimits = ExtractionLimits()
     retries: Annotated[int, Field(ge=0, le=MAX_RETRIES)] = 5
-    timeout_s: Annotated[float, Field(gt=0, le=MAX_TIMEOUT_S)] = 60.0
+    timeout_s: Annotated[float, Field(gt=0, le=MAX_TIMEOUT_S)] = 60.0  # each connect and read
+    # The whole download, retries and their waits included: the 786 MB mirror at 100 KB/s fits.
+    deadline_s: Annotated[float, Field(gt=0, le=MAX_DEADLINE_S)] = 21600.0
+    # A server asking to wait longer than this before a retry (Retry-After) ends the download at once.
+    max_retry_after_s: Annotated[float, Field(ge=0, le=MAX_TIMEOUT_S)] = 120.0
 
     @field_validator("url_env")
     @classmethod

@@ -148,13 +148,12 @@ def resolve_url(url: str, url_env: str) -> str:
     return value
 
 
-def from_url(
-    url: str, outputs: Outputs, scratch: Path, *, budget: Budget, retries: int, timeout_s: float
-) -> Counter:
-    """Download a zip (resumed, retried, limits then CRCs verified), then normalise it."""
+def from_url(url: str, outputs: Outputs, scratch: Path, *, budget: Budget, **http_settings) -> Counter:
+    """Download a zip (resumed, retried, bounded in time, limits then CRCs verified), then normalise it;
+    ``http_settings`` are download_file's retries, timeout_s, deadline_s and max_retry_after_s."""
     archive = download_file(
-        url, scratch / download_name(url), retries=retries, timeout_s=timeout_s,
-        max_bytes=budget.limits.max_total_bytes, verify=lambda path: verify_zip(path, budget.limits),
+        url, scratch / download_name(url), max_bytes=budget.limits.max_total_bytes,
+        verify=lambda path: verify_zip(path, budget.limits), **http_settings,
     )
     logger.info("verified %s", display_url(url))
     skipped = import_zip(archive, outputs, scratch, budget)
@@ -407,7 +406,7 @@ def from_kaggle(outputs: Outputs, scratch: Path, *, competition: str, kaggle_fil
 def fetch(
     outputs: Outputs, scratch: Path, *, source: str, seed: int, competition: str, kaggle_files: dict,
     microsoft_url: str, url: str, url_env: str, archive: str, dir: str, follow_links: bool, synthetic: dict, limits: dict,
-    retries: int, timeout_s: float,
+    retries: int, timeout_s: float, deadline_s: float, max_retry_after_s: float,
 ) -> Counter:
     """Fill ``outputs`` from ``source`` (the download params' values); return skipped counts by reason."""
     budget = Budget(Limits(**limits))  # one budget for every archive this run extracts
@@ -415,7 +414,10 @@ def fetch(
         return from_kaggle(outputs, scratch, competition=competition, kaggle_files=kaggle_files, budget=budget)
     if source in ("microsoft", "url"):
         address = microsoft_url if source == "microsoft" else resolve_url(url, url_env)
-        return from_url(address, outputs, scratch, budget=budget, retries=retries, timeout_s=timeout_s)
+        return from_url(
+            address, outputs, scratch, budget=budget, retries=retries, timeout_s=timeout_s,
+            deadline_s=deadline_s, max_retry_after_s=max_retry_after_s,
+        )
     if source == "archive":
         return from_archive(archive, outputs, scratch, budget=budget)
     if source == "dir":
