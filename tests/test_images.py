@@ -302,3 +302,51 @@ def test_normalized_images_decode_in_tensorflow_upright(tmp_path: Path) -> None:
         assert decoded.shape[-1] == 3
         if name == "rotated.jpg":
             assert tuple(decoded.shape[:2]) == (60, 40)  # height, width: upright without EXIF support
+
+
+def repeated_scans(size: int, repeats: int) -> bytes:
+    """A progressive JPEG of a flat picture whose last scan is repeated ``repeats`` more times: each
+    scan is another pass of the decoder over the whole picture, in a few bytes."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (size, size), (120, 80, 200)).save(buffer, "JPEG", progressive=True, quality=75)
+    data = buffer.getvalue()
+    last_scan, end = data.rfind(b"\xff\xda"), data.rfind(b"\xff\xd9")
+    return data[:end] + data[last_scan:end] * repeats + data[end:]
+
+
+def test_jpeg_scans_are_counted_from_the_markers() -> None:
+    from stages.lib.images import MAX_JPEG_SCANS, jpeg_scan_count
+
+    for mode, progressive, scans in (("RGB", False, 1), ("RGB", True, 10), ("L", True, 6)):
+        buffer = io.BytesIO()
+        noise(64, 48, mode=mode).save(buffer, "JPEG", progressive=progressive)  # noise: FF00 stuffing in the scans
+        assert jpeg_scan_count(buffer.getvalue()) == scans
+    assert jpeg_scan_count(repeated_scans(64, 5000)) == MAX_JPEG_SCANS + 1  # stops counting past the bound
+    assert jpeg_scan_count(b"\x89PNG\r\n") == 0
+
+
+def test_a_jpeg_of_thousands_of_scans_is_dropped_before_any_decode(tmp_path: Path, monkeypatch) -> None:
+    # On the old code a 4000x4000 file of 5,000 repeated scans (249 KB) took 107 s in `catsdogs predict`.
+    path = tmp_path / "scans.jpg"
+    path.write_bytes(repeated_scans(400, 3000))
+    monkeypatch.setattr(Image, "open", lambda *args, **kwargs: pytest.fail("decoded"))
+    result = check(path, max_pixels=1_000_000)
+    assert (result.drop, result.ok) == ("too_large", False)
+    assert "more than 100 JPEG scans" in result.detail
+
+
+def test_what_libjpeg_prints_stays_off_the_terminal(tmp_path: Path, capfd, caplog) -> None:
+    path = tmp_path / "inconsistent.jpg"
+    path.write_bytes(repeated_scans(64, 20))  # under the bound: decoded, and libjpeg complains on fd 2
+    with caplog.at_level("DEBUG", logger="stages.lib.images"):
+        check(path, max_pixels=1_000_000)
+    assert "Inconsistent progression sequence" not in capfd.readouterr().err
+    assert "Inconsistent progression sequence" in caplog.text  # kept in the debug log
+
+
+def test_a_side_longer_than_a_jpeg_can_hold_is_dropped_with_that_reason(tmp_path: Path) -> None:
+    path = tmp_path / "thin.png"
+    Image.new("RGB", (1, 100_000), (10, 200, 30)).save(path)  # valid, and usable but for JPEG's limit
+    result = check(path, min_side=1, max_pixels=1_000_000)
+    assert result.drop == "too_large"
+    assert result.detail == "1x100000: a side over 65500 px, the most a JPEG can hold"

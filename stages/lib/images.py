@@ -4,8 +4,12 @@ One function, :func:`prepare_image`, takes a file from anywhere (a download, a
 user's folder, ``catsdogs predict``) through every step that can fail, so a
 hostile or broken file is a reason and a detail, never an exception:
 
-- the size on disk and the pixel count are checked before anything is decoded,
-  and every decode runs under the pixel limit (:func:`pixel_limit`);
+- the size on disk, the pixel count, the longest side (a JPEG holds at most
+  :data:`MAX_JPEG_SIDE`) and a JPEG's number of scans (:data:`MAX_JPEG_SCANS`:
+  a progressive JPEG is decoded once per scan, so a small file repeating one
+  scan thousands of times costs minutes) are checked before anything is decoded,
+  and every decode runs under the pixel limit (:func:`pixel_limit`), with what
+  the C decoders print kept off the terminal (:func:`decoder_messages_logged`);
 - Pillow opens only :data:`ACCEPTED_FORMATS` (a ``.jpg`` that is really EPS,
   TIFF or PSD is "not an image", and Pillow never calls out to Ghostscript);
 - the whole picture is decoded; unusual but usable images (grayscale, CMYK,
@@ -25,7 +29,11 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
+import os
 import re
+import sys
+import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -48,8 +56,71 @@ ACCEPTED_FORMATS = ("JPEG", "PNG", "GIF", "BMP", "WEBP")
 MAX_FILE_BYTES_PER_PIXEL = 4
 FILE_HEADROOM_BYTES = 1 << 20
 JPEG_QUALITY = 95
+# A progressive JPEG is decoded once per scan, so the scan count multiplies the work the pixel
+# limit bounds. libjpeg's progressive mode writes 10 scans (a colour image; 6 in grayscale) and
+# the custom scripts of jpegtran/mozjpeg a few dozen at most; the hostile file repeats one scan
+# thousands of times in a few hundred KB. As libjpeg-turbo's own tools offer (-maxscans).
+MAX_JPEG_SCANS = 100
+MAX_JPEG_SIDE = 65_500  # the longest side libjpeg writes (a kept image is written as a JPEG)
+_JPEG_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")  # a marker: not stuffing (FF00), a restart or fill
 EXIF_ORIENTATION = 0x0112
 SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")  # Pillow's modes for 16-bit grayscale
+
+
+logger = logging.getLogger(__name__)
+
+
+def jpeg_scan_count(data: bytes, stop_after: int = MAX_JPEG_SCANS) -> int:
+    """The number of scans (SOS segments) in JPEG ``data``, counting no further than ``stop_after`` + 1
+    and reading only marker segments: entropy-coded data is skipped to the next marker (stuffed
+    ``FF00`` bytes and restart markers are part of it). 0 for data that is not a JPEG. The first
+    picture only (EOI ends the count), as Pillow and TensorFlow decode it."""
+    if not data.startswith(b"\xff\xd8"):
+        return 0
+    scans, position = 0, 2
+    while scans <= stop_after:
+        match = _JPEG_MARKER.search(data, position)
+        if match is None:
+            break
+        marker = match.group()[1]
+        position = match.end()
+        if marker == 0xD9:  # EOI
+            break
+        if marker == 0x01:  # TEM: no length
+            continue
+        if position + 2 > len(data):
+            break
+        length = int.from_bytes(data[position:position + 2], "big")
+        if marker == 0xDA:  # SOS: its header, then entropy-coded data up to the next marker
+            scans += 1
+        position += max(length, 2)
+    return scans
+
+
+@contextlib.contextmanager
+def decoder_messages_logged() -> Iterator[None]:
+    """Keep what C decoders write straight to file descriptor 2 (libjpeg's "Inconsistent progression
+    sequence…", "Premature end of JPEG file") off the user's terminal: it goes to the debug log.
+
+    Process-wide while it lasts (one thread decodes at a time here).
+    """
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no usable fd 2: nothing to keep off it
+        yield
+        return
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            text = captured.read(4096).decode(errors="replace").strip()
+            if text:
+                logger.debug("decoder messages: %s", " | ".join(text.splitlines()))
 
 
 @dataclass(frozen=True)
@@ -153,6 +224,10 @@ def prepare_image(path: str | Path, min_side: int, max_pixels: int) -> tuple[Ima
         detail = f"{size_on_disk} bytes > {max_file_bytes(max_pixels)} (the file limit for {max_pixels} pixels)"
         return ImageCheck(path, drop="too_large", detail=detail), None
     data = path.read_bytes()
+    scans = jpeg_scan_count(data)
+    if scans > MAX_JPEG_SCANS:
+        detail = f"more than {MAX_JPEG_SCANS} JPEG scans (each one a pass of the decoder over the whole picture)"
+        return ImageCheck(path, drop="too_large", detail=detail), None
     try:
         with pixel_limit(max_pixels), Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS) as image:
             width, height = image.size
@@ -162,10 +237,15 @@ def prepare_image(path: str | Path, min_side: int, max_pixels: int) -> tuple[Ima
                 return ImageCheck(path, drop="too_large", detail=detail, **size), None
             if min(width, height) < min_side:
                 return ImageCheck(path, drop="too_small", detail=f"{width}x{height} < {min_side} px", **size), None
-            image.load()  # the full decode: truncated and corrupt data fail here
-            reason = _normalize_reason(image)
-            encoded, (width, height) = _encode_upright_jpeg(image) if reason else (None, (width, height))
-        _check_tensorflow_decodes(data if encoded is None else encoded, (width, height))
+            if max(width, height) > MAX_JPEG_SIDE:  # every kept image is (re-)encoded as a JPEG
+                detail = f"{width}x{height}: a side over {MAX_JPEG_SIDE} px, the most a JPEG can hold"
+                return ImageCheck(path, drop="too_large", detail=detail, **size), None
+            with decoder_messages_logged():
+                image.load()  # the full decode: truncated and corrupt data fail here
+                reason = _normalize_reason(image)
+                encoded, (width, height) = _encode_upright_jpeg(image) if reason else (None, (width, height))
+        with decoder_messages_logged():
+            _check_tensorflow_decodes(data if encoded is None else encoded, (width, height))
     except UnidentifiedImageError:
         detail = f"cannot identify image file (accepted formats: {', '.join(ACCEPTED_FORMATS)})"
         return ImageCheck(path, drop="not_an_image", detail=detail), None
