@@ -344,3 +344,14 @@ def test_a_params_file_over_the_size_cap_is_refused_in_one_line(tmp_path: Path) 
 def test_a_deeply_nested_value_is_refused_in_one_line(tmp_path: Path) -> None:
     message = refusal(write_text(tmp_path, "common:\n  seed: " + "[" * 5000 + "]" * 5000 + "\n"))
     assert "\n" not in message and len(message) < 400, message[:400]
+
+
+def test_thousands_of_bad_keys_are_listed_up_to_a_cap_then_counted(tmp_path: Path) -> None:
+    """A file far under the size cap can hold thousands of unknown keys: the message lists the first few
+    and counts the rest instead of growing a line per key."""
+    message = refusal(write_text(tmp_path, "common:\n" + "".join(f"  k{i}: 1\n" for i in range(5000))))
+    lines = message.splitlines()
+    assert len(message) < 10_000, f"{len(lines)} lines, {len(message)} characters: {message[:300]!r}"
+    assert lines[0] == "invalid params:" and lines[1].startswith("  common.k0: unknown key")
+    assert lines[-1].strip().startswith("…") and "more" in lines[-1]
+    assert str(5000 - (len(lines) - 2)) in lines[-1], lines[-1]

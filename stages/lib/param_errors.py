@@ -19,6 +19,8 @@ from pydantic.fields import FieldInfo
 # How much of a value a message echoes: enough to recognise it, never a multi-megabyte line.
 MAX_SHOWN = 80
 MAX_LINE = 400  # a whole line, a backstop for messages that echo a value themselves
+# Errors one message lists: a small file can hold thousands of bad keys; the rest are counted.
+MAX_LINES = 20
 # Plain scalars YAML 1.1 tools (PyYAML) read differently from YAML 1.2 (ruamel.yaml: DVC and the stages).
 _BOOLEAN_WORDS_1_1 = frozenset({"y", "n", "yes", "no", "on", "off"})
 _SEXAGESIMAL_1_1 = re.compile(r"^[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?$")
@@ -36,9 +38,12 @@ def shown(value: object) -> str:
 
 def describe_errors(errors: list[dict], model: type[BaseModel]) -> list[str]:
     """One line per error of ``model.model_validate`` (repeated lines once, in order), each at most
-    about :data:`MAX_LINE` characters, every echoed value cut to :data:`MAX_SHOWN`."""
-    lines = (shorten(_describe(item, model), MAX_LINE) for item in _merge_union_errors(errors))
-    return list(dict.fromkeys(lines))
+    about :data:`MAX_LINE` characters, every echoed value cut to :data:`MAX_SHOWN`; past
+    :data:`MAX_LINES` lines, the first ones and a last line counting the rest."""
+    lines = list(dict.fromkeys(shorten(_describe(item, model), MAX_LINE) for item in _merge_union_errors(errors)))
+    if len(lines) > MAX_LINES:
+        lines = [*lines[:MAX_LINES], f"… and {len(lines) - MAX_LINES} more"]
+    return lines
 
 
 def yaml_1_1_hint(value: object, expected: str) -> str:
