@@ -285,3 +285,24 @@ def test_a_failed_download_leaves_no_manifest_of_an_older_tree(tmp_path):
     write_params(tmp_path, {"source": "dir", "dir": "/nonexistent/train"})
     assert run(["python", "-m", "stages.download"], tmp_path, check=False).returncode == 1
     assert not (tmp_path / "data" / "raw.manifest.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("patch", "expected"),
+    [
+        ({"flags": 0x1}, r"member 'train/cat\.2\.jpg' of locked\.zip is encrypted"),
+        ({"method": 99}, r"member 'train/cat\.2\.jpg' of locked\.zip uses compression method 99 \(AES encryption\)"),
+    ],
+    ids=["encrypted", "aes"],
+)
+def test_an_encrypted_or_aes_archive_is_one_line_and_keeps_the_previous_raw(tmp_path, patch, expected):
+    from tests.test_extract import patched_zip
+
+    good = write_zip(tmp_path / "good.zip", {"train/cat.1.jpg": b"c", "train/dog.1.jpg": b"d"})
+    _, raw = build(tmp_path, source="archive", archive=str(good))
+    before = {path.relative_to(raw): path.read_bytes() for path in raw.rglob("*") if path.is_file()}
+    locked = patched_zip(tmp_path / "locked.zip", {"train/cat.2.jpg": b"c", "train/dog.2.jpg": b"d"}, **patch)
+    with pytest.raises(ValueError, match=expected) as error:
+        build(tmp_path, source="archive", archive=str(locked))
+    assert "\n" not in str(error.value)
+    assert {path.relative_to(raw): path.read_bytes() for path in raw.rglob("*") if path.is_file()} == before

@@ -253,9 +253,12 @@ def test_safe_member_path_normalises_harmless_names():
         safe_member_path("")
 
 
-def patched_zip(path: Path, members: dict[str, bytes], *, flags: int = 0, method: int | None = None) -> Path:
-    """A zip whose members' headers (local and central) claim other flags or another compression method,
-    as an encrypting archiver writes them (zipfile raises RuntimeError / NotImplementedError on reading)."""
+def patched_zip(
+    path: Path, members: dict[str, bytes], *, flags: int = 0, method: int | None = None, version: int | None = None
+) -> Path:
+    """A zip whose members' headers (local and central) claim other flags, another compression method or
+    another "version needed to extract", as an encrypting or newer archiver writes them (zipfile raises
+    RuntimeError / NotImplementedError on reading)."""
     write_zip(path, members, zipfile.ZIP_STORED)
     data = bytearray(path.read_bytes())
     for signature, flags_at in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
@@ -264,6 +267,8 @@ def patched_zip(path: Path, members: dict[str, bytes], *, flags: int = 0, method
             data[start + flags_at] |= flags
             if method is not None:
                 data[start + flags_at + 2:start + flags_at + 4] = method.to_bytes(2, "little")
+            if version is not None:  # the two bytes before the flags
+                data[start + flags_at - 2:start + flags_at] = version.to_bytes(2, "little")
             start = data.find(signature, start + 4)
     path.write_bytes(bytes(data))
     return path
@@ -275,6 +280,9 @@ def patched_zip(path: Path, members: dict[str, bytes], *, flags: int = 0, method
         ({"flags": 0x1}, r"member 'cat\.1\.jpg' of locked\.zip is encrypted"),
         ({"method": 99}, r"member 'cat\.1\.jpg' of locked\.zip uses compression method 99 \(AES encryption\), which cannot"),
         ({"method": 9}, r"uses compression method 9 \(deflate64\)"),
+        # The two other flags zipfile refuses with NotImplementedError, even without bit 0.
+        ({"flags": 0x40}, r"member 'cat\.1\.jpg' of locked\.zip is encrypted \(strong encryption, flag bit 6\)"),
+        ({"flags": 0x20}, r"member 'cat\.1\.jpg' of locked\.zip holds compressed patched data \(flag bit 5\)"),
     ],
 )
 def test_encrypted_and_unreadable_members_are_refused_in_one_line(sandbox, patch, expected):
@@ -282,6 +290,17 @@ def test_encrypted_and_unreadable_members_are_refused_in_one_line(sandbox, patch
     archive = patched_zip(root / "locked.zip", {"cat.1.jpg": b"photo", "dog.1.jpg": b"photo"}, **patch)
     for action in (lambda: safe_extract(archive, target, LIMITS), lambda: verify_zip(archive, LIMITS)):
         with pytest.raises(ValueError, match=expected) as error:
+            action()
+        assert "\n" not in str(error.value)
+    assert not target.exists()
+
+
+def test_a_zip_needing_a_newer_zip_version_is_refused_in_one_line(sandbox):
+    # zipfile raises NotImplementedError while reading the central directory (version 6.4 > 6.3).
+    root, target = sandbox
+    archive = patched_zip(root / "new.zip", {"cat.1.jpg": b"photo"}, version=64)
+    for action in (lambda: safe_extract(archive, target, LIMITS), lambda: verify_zip(archive, LIMITS)):
+        with pytest.raises(ValueError, match=r"new\.zip is not a readable zip archive \(zip file version 6\.4\)") as error:
             action()
         assert "\n" not in str(error.value)
     assert not target.exists()

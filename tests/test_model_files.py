@@ -9,11 +9,13 @@ checks that end to end).
 from __future__ import annotations
 
 import json
+import re
 import time
 import zipfile
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from stages.lib.model_files import load_model, renumber_shared_objects, save_model
 from stages.lib.scratch_model import build_scratch_cnn, make_optimizer
@@ -96,3 +98,48 @@ def test_shared_objects_are_numbered_in_order_of_first_appearance() -> None:
         "b": [{"shared_object_id": 1}, {"shared_object_id": 3, "name": "shared_object_id"}],
         "shared_object_id": "not an id",
     }
+
+
+def padded_model(path: Path, members: int, member_bytes: int) -> Path:
+    """A valid tiny model plus ``members`` members of zeros under assets/ (a few KB compressed each):
+    Keras unpacks every member of such an archive to a temporary folder before it reads any."""
+    from tests.tiny_models import tiny_image_model
+
+    save_model(tiny_image_model(0), path)
+    with zipfile.ZipFile(path, "a", zipfile.ZIP_DEFLATED) as archive:
+        for index in range(members):
+            archive.writestr(f"assets/pad{index}", bytes(member_bytes))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("members", "member_bytes", "expected"),
+    [
+        (4, 4 * 2**20, r"archive refused: member 'assets/pad0' expands \d+x, over download\.limits\.max_ratio=200"),
+        # Each under the per-member ratio floor: the archive's overall ratio refuses them.
+        (40, 2**19, r"archive refused: expands \d+x overall, over download\.limits\.max_ratio=200"),
+    ],
+    ids=["large members", "many small members"],
+)
+def test_a_padded_model_file_is_refused_before_keras_opens_it(tmp_path, monkeypatch, members, member_bytes, expected):
+    import keras
+
+    path = padded_model(tmp_path / "padded.keras", members, member_bytes)
+    assert path.stat().st_size < 2**20  # small on disk; what it unpacks to is what counts
+
+    def keras_load(*args, **kwargs):
+        raise AssertionError("Keras was handed a model file past the archive limits")
+
+    monkeypatch.setattr(keras.saving, "load_model", keras_load)
+    with pytest.raises(ValueError, match=rf"^could not load the model {re.escape(str(path))}: {expected}") as error:
+        load_model(path)
+    assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("content", [b"not a zip at all", b"PK\x03\x04" + b"junk" * 50, b""])
+def test_a_model_file_that_is_no_zip_is_one_line(tmp_path, content):
+    path = tmp_path / "model.keras"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=rf"^could not load the model {re.escape(str(path))}: \S") as error:
+        load_model(path)
+    assert "\n" not in str(error.value)

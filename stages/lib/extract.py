@@ -2,9 +2,10 @@
 
 Refused: absolute names (``/x``, ``\\x``, ``C:x``), names with a ``..`` part,
 two members with the same name, symlinks and other special files (read from the
-Unix mode in the zip's external attributes), encrypted members and compression
-methods :mod:`zipfile` cannot read (each would fail half-way through with a
-``RuntimeError`` or ``NotImplementedError``), and archives past the limits on
+Unix mode in the zip's external attributes), encrypted members, compression
+methods and other features :mod:`zipfile` cannot read (each would fail half-way
+through with a ``RuntimeError`` or ``NotImplementedError``; an archive that needs a
+newer zip version fails as it opens), and archives past the limits on
 member count, total uncompressed size or compression ratio (``download.limits``).
 All of these are read from the central directory, before anything is
 decompressed (:func:`verify_zip` checks them before it tests the CRCs).
@@ -41,6 +42,10 @@ _DRIVE = re.compile(r"^[A-Za-z]:")
 # Bit 0 of a member's general-purpose flags: the data is encrypted (zipfile needs a password, and
 # raises RuntimeError without one).
 ENCRYPTED_FLAG = 0x1
+# Bits 6 (strong encryption) and 5 (compressed patched data): zipfile raises NotImplementedError for
+# each, even where bit 0 is clear.
+STRONG_ENCRYPTION_FLAG = 0x40
+PATCHED_DATA_FLAG = 0x20
 # The compression methods zipfile reads; any other (AES-encrypted entries say 99) raises NotImplementedError.
 READABLE_METHODS = frozenset({zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA})
 # Names for the message: zipfile's own table, plus the methods it does not name.
@@ -124,6 +129,16 @@ def check_members(
             seen[path] = info.filename
         if info.flag_bits & ENCRYPTED_FLAG:
             raise ValueError(f"archive refused: member {info.filename!r} of {archive} is encrypted (give an archive without a password)")
+        if info.flag_bits & STRONG_ENCRYPTION_FLAG:
+            raise ValueError(
+                f"archive refused: member {info.filename!r} of {archive} is encrypted (strong encryption, flag bit 6): "
+                "give an archive without a password"
+            )
+        if info.flag_bits & PATCHED_DATA_FLAG:
+            raise ValueError(
+                f"archive refused: member {info.filename!r} of {archive} holds compressed patched data (flag bit 5), "
+                "which cannot be read: repack it with deflate"
+            )
         if info.compress_type not in READABLE_METHODS:
             method = COMPRESSION_NAMES.get(info.compress_type, "unknown")
             raise ValueError(
@@ -157,13 +172,14 @@ def check_members(
 
 
 def open_zip(archive: str | Path) -> zipfile.ZipFile:
-    """Open a zip archive, turning a missing or corrupt file into a clear ``ValueError``."""
+    """Open a zip archive, turning a missing, corrupt or unreadable file (one that needs a newer zip
+    version than :mod:`zipfile` reads) into a clear ``ValueError``."""
     archive = Path(archive)
     if not archive.is_file():
         raise ValueError(f"archive not found: {archive}")
     try:
         return zipfile.ZipFile(archive)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile) as error:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError) as error:
         raise ValueError(f"{archive} is not a readable zip archive ({error})") from None
 
 
@@ -173,10 +189,11 @@ def list_members(archive: str | Path) -> list[zipfile.ZipInfo]:
         return zip_file.infolist()
 
 
-def verify_zip(archive: str | Path, limits: Limits) -> None:
-    """Check the members against ``limits`` (nothing decompressed yet), then every CRC; ``ValueError`` if unsound."""
+def verify_zip(archive: str | Path, limits: Limits, name: str | None = None) -> None:
+    """Check the members against ``limits`` (nothing decompressed yet), then every CRC; ``ValueError`` if unsound
+    (``name``: what the messages about members call the archive, by default its file name)."""
     with open_zip(archive) as zip_file:
-        check_members(zip_file.infolist(), limits, archive=Path(archive).name)
+        check_members(zip_file.infolist(), limits, archive=name or Path(archive).name)
         try:
             bad = zip_file.testzip()  # reads each member up to its declared size, no further
         except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as error:

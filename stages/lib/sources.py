@@ -151,9 +151,11 @@ def resolve_url(url: str, url_env: str) -> str:
 def from_url(url: str, outputs: Outputs, scratch: Path, *, budget: Budget, **http_settings) -> Counter:
     """Download a zip (resumed, retried, bounded in time, limits then CRCs verified), then normalise it;
     ``http_settings`` are download_file's retries, timeout_s, deadline_s and max_retry_after_s."""
+    name = download_name(url)
     archive = download_file(
-        url, scratch / download_name(url), max_bytes=budget.limits.max_total_bytes,
-        verify=lambda path: verify_zip(path, budget.limits), **http_settings,
+        url, scratch / name, max_bytes=budget.limits.max_total_bytes,
+        # Named as saved, not as the temporary part file verification reads.
+        verify=lambda path: verify_zip(path, budget.limits, name=name), **http_settings,
     )
     logger.info("verified %s", display_url(url))
     skipped = import_zip(archive, outputs, scratch, budget)
