@@ -116,12 +116,28 @@ class Handler(BaseHTTPRequestHandler):
             self.send_response(200)
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
-            for index in range(len(payload)):
-                if state.release.is_set():
-                    break
-                self.wfile.write(payload[index:index + 1])
-                self.wfile.flush()
-                time.sleep(0.1)
+            try:
+                for index in range(len(payload)):
+                    if state.release.is_set():
+                        break
+                    self.wfile.write(payload[index:index + 1])
+                    self.wfile.flush()
+                    time.sleep(0.1)
+            except OSError:  # the client gave up: what is tested
+                pass
+            self.close_connection = True
+            return None
+        if behaviour == "trickle_headers":  # a header line a byte every 0.1 s, for 8 s at most, then a drop
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+            try:
+                for _ in range(80):
+                    if state.release.is_set():
+                        break
+                    self.wfile.write(b"a")
+                    self.wfile.flush()
+                    time.sleep(0.1)
+            except OSError:  # the client gave up: what is tested
+                pass
             self.close_connection = True
             return None
         if behaviour == "not_found":
@@ -408,6 +424,22 @@ def test_url_source_with_a_non_zip_leaves_no_raw_folder(serve, tmp_path):
 
 
 @pytest.mark.parametrize(
+    ("patch", "expected"), [({"flags": 0x1}, "is encrypted"), ({"method": 99}, r"uses compression method 99 \(AES")]
+)
+def test_url_source_with_an_encrypted_zip_fails_verification_in_one_line(serve, tmp_path, patch, expected):
+    from tests.test_extract import patched_zip
+
+    payload = patched_zip(tmp_path / "locked.zip", {"PetImages/Cat/1.jpg": b"c", "PetImages/Dog/1.jpg": b"d"}, **patch)
+    url, _ = serve(payload.read_bytes(), "normal", name="data.zip")
+    params = DownloadParams(source="url", url=url, retries=0, timeout_s=5.0)
+    raw = tmp_path / "data" / "raw"
+    with pytest.raises(ValueError, match=rf"failed verification: archive refused: member .* of data\.zip {expected}") as error:
+        build_raw(raw, Path("train"), Path("test"), seed=42, **params.model_dump())
+    assert "\n" not in str(error.value)
+    assert not (tmp_path / "data").exists() or not any((tmp_path / "data").iterdir())
+
+
+@pytest.mark.parametrize(
     ("path", "name"),
     [("/files/data.zip", "data.zip"), ("/files/..", "download.zip"), ("/files/.", "download.zip"), ("/", "download.zip"),
      ("/files/.hidden.zip", "download.zip"), ("/files/a%2F..%2Fb.zip", "download.zip"), ("/x/..\\..\\evil", "download.zip")],
@@ -471,6 +503,17 @@ def test_a_trickling_body_ends_at_the_deadline_in_one_line(serve, tmp_path):
     assert list(tmp_path.iterdir()) == []  # no part file left
 
 
+def test_trickling_headers_end_at_the_deadline_too(serve, tmp_path):
+    # Each read of the header lines returns within timeout_s: no body yet, so no chunk to check the clock between.
+    url, state = serve(microsoft_zip(), "trickle_headers")
+    started = time.monotonic()
+    with pytest.raises(ValueError, match=r"ran past download\.deadline_s=1\.5 s \(raise it") as error:
+        http.download_file(url, tmp_path / "a.zip", retries=0, timeout_s=3, max_bytes=MAX_BYTES, deadline_s=1.5)
+    assert time.monotonic() - started < 4
+    assert "\n" not in str(error.value)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_long_retry_after_ends_the_download_at_once(serve, tmp_path, monkeypatch):
     url, state = serve(microsoft_zip(), "retry_after")
     state.retry_after = "300"
@@ -524,10 +567,11 @@ def test_a_redirect_to_another_port_on_loopback_is_refused(serve, tmp_path):
 
 
 def test_a_redirect_on_the_same_origin_is_followed(serve, tmp_path):
-    url, state = serve(microsoft_zip(), "redirect_once")
+    payload = microsoft_zip()  # once: the members' times change every 2 s
+    url, state = serve(payload, "redirect_once")
     state.location = "/files/elsewhere.zip"  # relative: the same scheme, host and port
     target = http.download_file(url, tmp_path / "a.zip", retries=1, timeout_s=5, max_bytes=MAX_BYTES)
-    assert target.read_bytes() == microsoft_zip()
+    assert target.read_bytes() == payload
     assert len(state.requests) == 2
 
 

@@ -12,11 +12,13 @@ verification is deleted. Resuming happens within one run: a killed run starts ov
 Bounded: a body is never written past ``max_bytes`` (an announced length over it
 is refused before the body is read; a body without Content-Length, or longer than
 announced, is cut off there and refused). ``timeout_s`` bounds each connect and
-read; ``deadline_s`` bounds the whole download, waits between tries included (a
-server that trickles a byte a second is cut off when it passes); a ``Retry-After``
-longer than ``max_retry_after_s`` ends the download at once rather than waiting it
-out (or retrying early into another refusal). Each ends in one line naming the
-param to raise.
+read; ``deadline_s`` bounds the whole download, waits between tries included: no
+connect, read or wait is begun past it, and when it passes the open connections'
+sockets are shut down, so a server that trickles its headers or its body a byte at
+a time (each read well within ``timeout_s``) is cut off then (a TLS handshake is
+bounded per read only). A ``Retry-After`` longer than ``max_retry_after_s`` ends
+the download at once rather than waiting it out (or retrying early into another
+refusal). Each ends in one line naming the param to raise.
 
 Redirects: every hop is checked as the first URL is (http or https only), an https
 URL may not be redirected to plain http, and a redirect may lead to a loopback,
@@ -41,6 +43,7 @@ import math
 import os
 import re
 import socket
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -188,12 +191,73 @@ def _origin(url: str) -> tuple[str, str, int | None]:
     return parts.scheme, (parts.hostname or "").lower(), parts.port or default
 
 
+def _tracking_pool(pool_class: type, connections: list) -> type:
+    """A subclass of the connection pool ``pool_class`` that appends each connection it makes to ``connections``."""
+    if getattr(pool_class, "tracks_connections", False):
+        return pool_class
+
+    class TrackingPool(pool_class):
+        tracks_connections = True
+
+        def _new_conn(self):
+            connection = super()._new_conn()
+            connections.append(connection)
+            return connection
+
+    return TrackingPool
+
+
+class TrackingAdapter(requests.adapters.HTTPAdapter):
+    """An adapter whose connections (direct or through a proxy) are all listed in ``connections``."""
+
+    def __init__(self, connections: list):
+        self.connections = connections  # before HTTPAdapter.__init__, which makes the pool manager
+        super().__init__()
+
+    def _track(self, manager):
+        manager.pool_classes_by_scheme = {
+            scheme: _tracking_pool(pool, self.connections) for scheme, pool in manager.pool_classes_by_scheme.items()
+        }
+        return manager
+
+    def init_poolmanager(self, *args, **kwargs) -> None:
+        """Make the pool manager, its pools listing their connections."""
+        super().init_poolmanager(*args, **kwargs)
+        self._track(self.poolmanager)
+
+    def proxy_manager_for(self, proxy, **proxy_kwargs):
+        """The proxy's pool manager, its pools listing their connections."""
+        return self._track(super().proxy_manager_for(proxy, **proxy_kwargs))
+
+
 class CheckedSession(requests.Session):
-    """A session that checks every redirect's target before following it (see the module docstring)."""
+    """A session that checks every redirect's target before following it (see the module docstring), and
+    whose connections :meth:`shut_down` can end from another thread."""
 
     def __init__(self, origin: str):
         super().__init__()
         self.origin = origin
+        self.connections: list = []
+        self.was_shut_down = False  # a response read after shut_down may look whole and be cut short
+        adapter = TrackingAdapter(self.connections)
+        self.mount("http://", adapter)
+        self.mount("https://", adapter)
+
+    def shut_down(self) -> None:
+        """Shut down the socket of every connection made so far (safe from any thread): a read blocked in
+        one returns at once, as if the server had closed it."""
+        self.was_shut_down = True
+        for connection in list(self.connections):
+            sock = getattr(connection, "sock", None)
+            if sock is None:
+                continue
+            try:
+                # The plain socket's shutdown, also for a TLS socket: SSLSocket.shutdown would unwrap it
+                # under the reading thread's feet.
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+            except (OSError, TypeError):
+                # Closed already, detached in a TLS handshake, or TLS in TLS (a proxy): bounded per read only.
+                pass
 
     def get_redirect_target(self, response):
         """The redirect's target, checked; ``RedirectRefused`` in one line when it may not be followed."""
@@ -235,6 +299,8 @@ def _fetch_once(
 ) -> None:
     """One request: append to ``part`` (Range) or rewrite it; raise TransientError if incomplete,
     DeadlinePassed once ``time.monotonic()`` passes ``deadline``."""
+    if time.monotonic() >= deadline:  # no request is begun past the deadline, not even a short one
+        raise DeadlinePassed("before the next request")
     have = part.stat().st_size if part.exists() else 0
     headers = {"Accept-Encoding": "identity"}  # the byte count must match Content-Length
     if have:
@@ -322,6 +388,11 @@ def download_file(
     backoff_s = BACKOFF_S if backoff_s is None else backoff_s
     session = CheckedSession(url)
     deadline = time.monotonic() + deadline_s
+    # Reads are bounded one by one (timeout_s); one that a trickling server keeps fed is ended from outside.
+    watchdog = threading.Timer(deadline_s, session.shut_down) if math.isfinite(deadline_s) else None
+    if watchdog is not None:
+        watchdog.daemon = True
+        watchdog.start()
     past_deadline = (
         f"download of {display_url(url)} ran past download.deadline_s={deadline_s:g} s "
         "(raise it for a slow line, or use another source)"
@@ -362,6 +433,10 @@ def download_file(
             except requests.RequestException as error:
                 # Invalid URLs, too many redirects...: the library's text quotes the URL, query included.
                 raise ValueError(f"download of {display_url(url)} failed: {error.__class__.__name__}") from None
+        if watchdog is not None:
+            watchdog.cancel()
+        if session.was_shut_down:  # e.g. header lines that ended when the socket did, and no body
+            raise ValueError(past_deadline)
         if verify is not None:
             try:
                 verify(part)
@@ -371,6 +446,8 @@ def download_file(
                 ) from None
         os.replace(part, target)
     finally:
+        if watchdog is not None:
+            watchdog.cancel()
         part.unlink(missing_ok=True)
         session.close()
     logger.info("downloaded %s (%d bytes)", target.name, target.stat().st_size)
