@@ -117,3 +117,30 @@ def test_every_pipeline_runs_without_the_autotuning_thread(tmp_path, labelled, a
                                  cache=labelled, augment=augment)
     assert dataset.options().autotune.enabled is False
     assert sum(1 for _ in dataset) == 2
+
+
+def jpeg_with_repeated_scans(repeats: int) -> bytes:
+    """A small progressive JPEG whose last scan comes ``repeats`` more times: decodable, under the
+    scan bound, and libjpeg prints "Inconsistent progression sequence…" to file descriptor 2."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 64), (120, 80, 200)).save(buffer, "JPEG", progressive=True, quality=75)
+    data = buffer.getvalue()
+    last_scan, end = data.rfind(b"\xff\xda"), data.rfind(b"\xff\xd9")
+    return data[:end] + data[last_scan:end] * repeats + data[end:]
+
+
+def test_what_libjpeg_prints_while_predicting_stays_off_the_terminal(tmp_path, capfd, caplog):
+    """``catsdogs predict`` decodes a kept file again after its checks: that decode's libjpeg
+    messages go to the debug log too, and file descriptor 2 is the terminal's again after it."""
+    import os
+
+    path = tmp_path / "inconsistent.jpg"
+    path.write_bytes(jpeg_with_repeated_scans(20))
+    with caplog.at_level("DEBUG", logger="stages.lib.data"):
+        got = read_untrusted_image(path, SIZE, 10**6)
+        os.write(2, b"fd 2 is back\n")
+    assert got.shape == (SIZE, SIZE, 3)  # the file is usable: kept, and predicted
+    error = capfd.readouterr().err
+    assert "Inconsistent progression sequence" not in error
+    assert "fd 2 is back" in error
+    assert "Inconsistent progression sequence" in caplog.text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import struct
 import zlib
 from pathlib import Path
@@ -315,19 +316,33 @@ def repeated_scans(size: int, repeats: int) -> bytes:
 
 
 def test_jpeg_scans_are_counted_from_the_markers() -> None:
-    from stages.lib.images import MAX_JPEG_SCANS, jpeg_scan_count
+    from stages.lib.images import MAX_JPEG_SCANS, jpeg_marker_counts, jpeg_scan_count
 
     for mode, progressive, scans in (("RGB", False, 1), ("RGB", True, 10), ("L", True, 6)):
         buffer = io.BytesIO()
         noise(64, 48, mode=mode).save(buffer, "JPEG", progressive=progressive)  # noise: FF00 stuffing in the scans
         assert jpeg_scan_count(buffer.getvalue()) == scans
+        assert scans < jpeg_marker_counts(buffer.getvalue())[1] < 50  # APP0, DQT, SOF, DHT, SOS...
+    restarts = io.BytesIO()
+    noise(64, 48).save(restarts, "JPEG", restart_marker_blocks=1)  # RST0-7 after every block: not segments
+    assert b"\xff\xd7" in restarts.getvalue()
+    scans, segments = jpeg_marker_counts(write_jpeg_bytes(noise(64, 48)))
+    assert jpeg_marker_counts(restarts.getvalue()) == (scans, segments + 1)  # + DRI, which sets the interval
     assert jpeg_scan_count(repeated_scans(64, 5000)) == MAX_JPEG_SCANS + 1  # stops counting past the bound
     assert jpeg_scan_count(b"\x89PNG\r\n") == 0
 
 
-def test_a_jpeg_of_thousands_of_scans_is_dropped_before_any_decode(tmp_path: Path, monkeypatch) -> None:
+def write_jpeg_bytes(image: Image.Image) -> bytes:
+    """``image`` as a plain JPEG (Pillow's defaults)."""
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("name", ["scans.jpg", "scans.png"])  # the bytes decide, not the name
+def test_a_jpeg_of_thousands_of_scans_is_dropped_before_any_decode(tmp_path: Path, monkeypatch, name: str) -> None:
     # On the old code a 4000x4000 file of 5,000 repeated scans (249 KB) took 107 s in `catsdogs predict`.
-    path = tmp_path / "scans.jpg"
+    path = tmp_path / name
     path.write_bytes(repeated_scans(400, 3000))
     monkeypatch.setattr(Image, "open", lambda *args, **kwargs: pytest.fail("decoded"))
     result = check(path, max_pixels=1_000_000)
@@ -335,12 +350,30 @@ def test_a_jpeg_of_thousands_of_scans_is_dropped_before_any_decode(tmp_path: Pat
     assert "more than 100 JPEG scans" in result.detail
 
 
+def test_a_jpeg_of_a_flood_of_marker_segments_is_dropped_before_any_decode(tmp_path: Path, monkeypatch) -> None:
+    # Counting segments is Python work, libjpeg's skipping them C work: without a bound, a file of
+    # millions of 4-byte comments between two scans would make the count the costly part.
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 64), (120, 80, 200)).save(buffer, "JPEG", progressive=True)
+    data = buffer.getvalue()
+    last_scan = data.rfind(b"\xff\xda")
+    path = tmp_path / "comments.jpg"
+    path.write_bytes(data[:last_scan] + b"\xff\xfe\x00\x02" * 20_000 + data[last_scan:])  # 80 KB of COM
+    monkeypatch.setattr(Image, "open", lambda *args, **kwargs: pytest.fail("decoded"))
+    result = check(path, max_pixels=1_000_000)
+    assert result.drop == "too_large"
+    assert result.detail == "more than 10000 JPEG marker segments (the most a JPEG may have here)"
+
+
 def test_what_libjpeg_prints_stays_off_the_terminal(tmp_path: Path, capfd, caplog) -> None:
     path = tmp_path / "inconsistent.jpg"
     path.write_bytes(repeated_scans(64, 20))  # under the bound: decoded, and libjpeg complains on fd 2
-    with caplog.at_level("DEBUG", logger="stages.lib.images"):
+    with caplog.at_level("DEBUG", logger="stages.lib.data"):
         check(path, max_pixels=1_000_000)
-    assert "Inconsistent progression sequence" not in capfd.readouterr().err
+        os.write(2, b"fd 2 is back\n")
+    error = capfd.readouterr().err
+    assert "Inconsistent progression sequence" not in error
+    assert "fd 2 is back" in error  # restored after the decode
     assert "Inconsistent progression sequence" in caplog.text  # kept in the debug log
 
 
@@ -350,3 +383,24 @@ def test_a_side_longer_than_a_jpeg_can_hold_is_dropped_with_that_reason(tmp_path
     result = check(path, min_side=1, max_pixels=1_000_000)
     assert result.drop == "too_large"
     assert result.detail == "1x100000: a side over 65500 px, the most a JPEG can hold"
+    Image.new("RGB", (1, 65_500), (10, 200, 30)).save(path)  # the longest side a JPEG holds is kept
+    kept = check(path, min_side=1, max_pixels=1_000_000)
+    assert (kept.ok, kept.normalize, kept.width, kept.height) == (True, "not_jpeg", 1, 65_500)
+
+
+def test_the_scans_of_a_jpeg_inside_an_mpo_are_bounded_too(tmp_path: Path, monkeypatch) -> None:
+    # An MPO (a camera's multi-picture JPEG) is opened by Pillow and decoded by TensorFlow as its first
+    # picture: the scans of that picture are counted, whatever the container and the name.
+    buffer = io.BytesIO()
+    frames = [Image.new("RGB", (400, 400), colour) for colour in ((120, 80, 200), (20, 200, 40))]
+    frames[0].save(buffer, "MPO", save_all=True, append_images=frames[1:], progressive=True)
+    data = buffer.getvalue()
+    first_end = data.find(b"\xff\xd9")  # the first picture's EOI (flat pictures: no FFD9 in their data)
+    last_scan = data.rfind(b"\xff\xda", 0, first_end)
+    path = tmp_path / "camera.jpg"
+    path.write_bytes(data[:first_end] + data[last_scan:first_end] * 3000 + data[first_end:])
+    assert Image.open(path).format == "MPO"
+    monkeypatch.setattr(Image, "open", lambda *args, **kwargs: pytest.fail("decoded"))
+    result = check(path, max_pixels=1_000_000)
+    assert (result.drop, result.ok) == ("too_large", False)
+    assert "more than 100 JPEG scans" in result.detail

@@ -9,12 +9,20 @@ each model does its own scaling (Rescaling layer, VGG16's preprocessing).
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
 from stages.lib.labels import CLASS_FOLDERS, IMAGE_SUFFIXES, numeric_stem
+
+logger = logging.getLogger(__name__)
 
 
 def list_images(directory: str | Path) -> list[Path]:
@@ -50,11 +58,67 @@ def list_labelled_images(directory: str | Path) -> tuple[list[Path], np.ndarray]
     return paths, np.asarray(labels, dtype=np.int32)
 
 
+# (process id, file): the one file decoder messages are captured in, made once per process.
+_message_file: tuple[int, IO[bytes]] | None = None
+
+
+def _decoder_message_file() -> IO[bytes]:
+    """An empty anonymous file of this process (one temporary file, reused: opening one costs more than
+    the capture itself; a forked child makes its own, as the offset would be shared)."""
+    global _message_file
+    if _message_file is None or _message_file[0] != os.getpid():
+        _message_file = (os.getpid(), tempfile.TemporaryFile())
+    return _message_file[1]
+
+
+@contextlib.contextmanager
+def decoder_messages_logged() -> Iterator[None]:
+    """Keep what C decoders write straight to file descriptor 2 (libjpeg's "Inconsistent progression
+    sequence…", "Premature end of JPEG file") off the user's terminal: it goes to the debug log
+    (its first 4 KB, one line). File descriptor 2 is restored on the way out, whatever happens.
+
+    Process-wide while it lasts (one thread decodes at a time here). Where no file descriptor 2 or
+    no temporary file is available, nothing is captured and the decode goes ahead.
+    """
+    try:
+        if sys.stderr is not None:
+            sys.stderr.flush()  # Python's own pending text belongs on the terminal
+        captured = _decoder_message_file().fileno()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        yield
+        return
+    try:
+        os.dup2(captured, 2)
+        yield
+    finally:
+        if sys.stderr is not None:
+            with contextlib.suppress(OSError, ValueError):
+                sys.stderr.flush()  # what Python wrote meanwhile was part of the decode too
+        os.dup2(saved, 2)
+        os.close(saved)
+        if os.lseek(captured, 0, os.SEEK_END):
+            text = os.pread(captured, 4096, 0).decode(errors="replace").strip()
+            os.ftruncate(captured, 0)
+            os.lseek(captured, 0, os.SEEK_SET)  # the offset is not moved by truncating
+            if text:
+                logger.debug("decoder messages: %s", " | ".join(text.splitlines()))
+
+
 def decode_rgb(data):
-    """Decode image bytes as uint8 RGB of shape (height, width, 3): the one decoder every model's input goes through."""
+    """Decode image bytes as uint8 RGB of shape (height, width, 3): the one decoder every model's input goes through.
+
+    Called eagerly (``catsdogs predict``, the image checks), what libjpeg prints to file descriptor 2
+    while it decodes goes to the debug log, not the terminal
+    (:func:`decoder_messages_logged`). Inside a tf.data pipeline it is a graph op
+    that runs later on tf.data's threads, and file descriptor 2 is left alone.
+    """
     import tensorflow as tf
 
-    return tf.io.decode_image(data, channels=3, expand_animations=False)
+    if not tf.executing_eagerly():
+        return tf.io.decode_image(data, channels=3, expand_animations=False)
+    with decoder_messages_logged():
+        return tf.io.decode_image(data, channels=3, expand_animations=False)
 
 
 def resize_image(image, image_size: int):

@@ -5,11 +5,13 @@ user's folder, ``catsdogs predict``) through every step that can fail, so a
 hostile or broken file is a reason and a detail, never an exception:
 
 - the size on disk, the pixel count, the longest side (a JPEG holds at most
-  :data:`MAX_JPEG_SIDE`) and a JPEG's number of scans (:data:`MAX_JPEG_SCANS`:
-  a progressive JPEG is decoded once per scan, so a small file repeating one
-  scan thousands of times costs minutes) are checked before anything is decoded,
-  and every decode runs under the pixel limit (:func:`pixel_limit`), with what
-  the C decoders print kept off the terminal (:func:`decoder_messages_logged`);
+  :data:`MAX_JPEG_SIDE`) and, for anything that starts as a JPEG does, whatever
+  its name, the number of scans (:data:`MAX_JPEG_SCANS`: a progressive JPEG is
+  decoded once per scan, so a small file repeating one scan thousands of times
+  costs minutes) and of marker segments (:data:`MAX_JPEG_SEGMENTS`) are checked
+  before anything is decoded, and every decode runs under the pixel limit
+  (:func:`pixel_limit`), with what the C decoders print to file descriptor 2
+  kept off the terminal, in the debug log (:func:`decoder_messages_logged`);
 - Pillow opens only :data:`ACCEPTED_FORMATS` (a ``.jpg`` that is really EPS,
   TIFF or PSD is "not an image", and Pillow never calls out to Ghostscript);
 - the whole picture is decoded; unusual but usable images (grayscale, CMYK,
@@ -29,11 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import io
-import logging
-import os
 import re
-import sys
-import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -42,6 +40,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from stages.lib.data import decoder_messages_logged
 from stages.lib.io import link_or_copy
 
 # Why a file is dropped, in the order the checks run.
@@ -61,24 +60,33 @@ JPEG_QUALITY = 95
 # the custom scripts of jpegtran/mozjpeg a few dozen at most; the hostile file repeats one scan
 # thousands of times in a few hundred KB. As libjpeg-turbo's own tools offer (-maxscans).
 MAX_JPEG_SCANS = 100
+# Counting the scans reads every marker segment in Python (and Pillow reads those before the first
+# scan in Python too), so their number is bounded as well: a file of millions of 4-byte comments,
+# which libjpeg skips in C, would make the count the costly part. A photo has tens of segments
+# (APPn, DQT, DHT, SOF, SOS); a big ICC profile or XMP packet adds a few hundred 64 KB chunks at most.
+MAX_JPEG_SEGMENTS = 10_000
 MAX_JPEG_SIDE = 65_500  # the longest side libjpeg writes (a kept image is written as a JPEG)
 _JPEG_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")  # a marker: not stuffing (FF00), a restart or fill
 EXIF_ORIENTATION = 0x0112
 SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")  # Pillow's modes for 16-bit grayscale
 
 
-logger = logging.getLogger(__name__)
+def jpeg_marker_counts(
+    data: bytes, max_scans: int = MAX_JPEG_SCANS, max_segments: int = MAX_JPEG_SEGMENTS,
+) -> tuple[int, int]:
+    """(scans, marker segments) in JPEG ``data``: SOS segments, and every marker after SOI. Both are
+    exact up to their bound; the reading stops once either count passes it (bound + 1), so the work
+    is bounded too.
 
-
-def jpeg_scan_count(data: bytes, stop_after: int = MAX_JPEG_SCANS) -> int:
-    """The number of scans (SOS segments) in JPEG ``data``, counting no further than ``stop_after`` + 1
-    and reading only marker segments: entropy-coded data is skipped to the next marker (stuffed
-    ``FF00`` bytes and restart markers are part of it). 0 for data that is not a JPEG. The first
-    picture only (EOI ends the count), as Pillow and TensorFlow decode it."""
+    Only marker segments are read: each is skipped by its length, and entropy-coded data up to the
+    next marker (stuffed ``FF00`` bytes, fill ``FF`` bytes and the restart markers RST0-7 are part of
+    it). The first picture only (EOI ends it), as Pillow and TensorFlow decode it. (0, 0) for data
+    that does not start as a JPEG (``FFD8``).
+    """
     if not data.startswith(b"\xff\xd8"):
-        return 0
-    scans, position = 0, 2
-    while scans <= stop_after:
+        return 0, 0
+    scans, segments, position = 0, 0, 2
+    while scans <= max_scans and segments <= max_segments:
         match = _JPEG_MARKER.search(data, position)
         if match is None:
             break
@@ -86,6 +94,7 @@ def jpeg_scan_count(data: bytes, stop_after: int = MAX_JPEG_SCANS) -> int:
         position = match.end()
         if marker == 0xD9:  # EOI
             break
+        segments += 1
         if marker == 0x01:  # TEM: no length
             continue
         if position + 2 > len(data):
@@ -94,33 +103,30 @@ def jpeg_scan_count(data: bytes, stop_after: int = MAX_JPEG_SCANS) -> int:
         if marker == 0xDA:  # SOS: its header, then entropy-coded data up to the next marker
             scans += 1
         position += max(length, 2)
-    return scans
+    return scans, segments
 
 
-@contextlib.contextmanager
-def decoder_messages_logged() -> Iterator[None]:
-    """Keep what C decoders write straight to file descriptor 2 (libjpeg's "Inconsistent progression
-    sequence…", "Premature end of JPEG file") off the user's terminal: it goes to the debug log.
+def jpeg_scan_count(data: bytes, stop_after: int = MAX_JPEG_SCANS) -> int:
+    """The number of scans in JPEG ``data`` (:func:`jpeg_marker_counts`), counting no further than
+    ``stop_after`` + 1. 0 for data that is not a JPEG."""
+    return jpeg_marker_counts(data, max_scans=stop_after)[0]
 
-    Process-wide while it lasts (one thread decodes at a time here).
+
+def jpeg_work_problem(data: bytes) -> str | None:
+    """Why decoding ``data`` would cost too much work (the detail of a ``too_large`` drop), or None.
+
+    Reads the marker segments only (:func:`jpeg_marker_counts`), never the pictures; None for anything
+    that is not a JPEG.
     """
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError):  # no usable fd 2: nothing to keep off it
-        yield
-        return
-    with tempfile.TemporaryFile() as captured:
-        os.dup2(captured.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            captured.seek(0)
-            text = captured.read(4096).decode(errors="replace").strip()
-            if text:
-                logger.debug("decoder messages: %s", " | ".join(text.splitlines()))
+    scans, segments = jpeg_marker_counts(data)
+    if scans > MAX_JPEG_SCANS:
+        return (
+            f"more than {MAX_JPEG_SCANS} JPEG scans (the most a JPEG may have here: "
+            "each one is another pass of the decoder over the whole picture)"
+        )
+    if segments > MAX_JPEG_SEGMENTS:
+        return f"more than {MAX_JPEG_SEGMENTS} JPEG marker segments (the most a JPEG may have here)"
+    return None
 
 
 @dataclass(frozen=True)
@@ -224,27 +230,31 @@ def prepare_image(path: str | Path, min_side: int, max_pixels: int) -> tuple[Ima
         detail = f"{size_on_disk} bytes > {max_file_bytes(max_pixels)} (the file limit for {max_pixels} pixels)"
         return ImageCheck(path, drop="too_large", detail=detail), None
     data = path.read_bytes()
-    scans = jpeg_scan_count(data)
-    if scans > MAX_JPEG_SCANS:
-        detail = f"more than {MAX_JPEG_SCANS} JPEG scans (each one a pass of the decoder over the whole picture)"
-        return ImageCheck(path, drop="too_large", detail=detail), None
+    # Whatever the name says: Pillow and TensorFlow read anything that starts as a JPEG as one.
+    problem = jpeg_work_problem(data)
+    if problem is not None:
+        return ImageCheck(path, drop="too_large", detail=problem), None
     try:
-        with pixel_limit(max_pixels), Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS) as image:
-            width, height = image.size
-            size = {"width": width, "height": height}
-            if width * height > max_pixels:
-                detail = f"{width}x{height} > {max_pixels} pixels"
-                return ImageCheck(path, drop="too_large", detail=detail, **size), None
-            if min(width, height) < min_side:
-                return ImageCheck(path, drop="too_small", detail=f"{width}x{height} < {min_side} px", **size), None
-            if max(width, height) > MAX_JPEG_SIDE:  # every kept image is (re-)encoded as a JPEG
-                detail = f"{width}x{height}: a side over {MAX_JPEG_SIDE} px, the most a JPEG can hold"
-                return ImageCheck(path, drop="too_large", detail=detail, **size), None
-            with decoder_messages_logged():
+        # One capture around every decode: Pillow's, its re-encoding and TensorFlow's (and the
+        # first call's import of TensorFlow, which prints to file descriptor 2 too).
+        with decoder_messages_logged():
+            with pixel_limit(max_pixels), Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS) as image:
+                width, height = image.size
+                size = {"width": width, "height": height}
+                if width * height > max_pixels:
+                    detail = f"{width}x{height} > {max_pixels} pixels"
+                    return ImageCheck(path, drop="too_large", detail=detail, **size), None
+                # Every kept image is (re-)encoded as a JPEG, and libjpeg writes no side longer than
+                # this: such a picture cannot be kept, and no decode is spent on it.
+                if max(width, height) > MAX_JPEG_SIDE:
+                    detail = f"{width}x{height}: a side over {MAX_JPEG_SIDE} px, the most a JPEG can hold"
+                    return ImageCheck(path, drop="too_large", detail=detail, **size), None
+                if min(width, height) < min_side:
+                    detail = f"{width}x{height} < {min_side} px"
+                    return ImageCheck(path, drop="too_small", detail=detail, **size), None
                 image.load()  # the full decode: truncated and corrupt data fail here
                 reason = _normalize_reason(image)
                 encoded, (width, height) = _encode_upright_jpeg(image) if reason else (None, (width, height))
-        with decoder_messages_logged():
             _check_tensorflow_decodes(data if encoded is None else encoded, (width, height))
     except UnidentifiedImageError:
         detail = f"cannot identify image file (accepted formats: {', '.join(ACCEPTED_FORMATS)})"
