@@ -492,26 +492,22 @@ def test_the_url_source_caps_the_download_at_max_total_bytes(serve, tmp_path):
 # --- bounded in time, redirects checked ---------------------------------------------------------
 
 
-def test_a_trickling_body_ends_at_the_deadline_in_one_line(serve, tmp_path):
-    # Each read returns within timeout_s (a byte every 0.1 s): only a deadline on the whole download ends it.
-    url, state = serve(microsoft_zip(), "trickle")
+@pytest.mark.parametrize(
+    ("behaviour", "retries"),
+    [
+        ("trickle", 1),  # the body: each read returns within timeout_s (a byte every 0.1 s)
+        ("trickle_headers", 0),  # the header lines: no body yet, so no chunk to check the clock between
+    ],
+)
+def test_a_trickling_server_ends_at_the_deadline_in_one_line(serve, tmp_path, behaviour, retries):
+    # Only a deadline on the whole download ends it.
+    url, state = serve(microsoft_zip(), behaviour)
     started = time.monotonic()
     with pytest.raises(ValueError, match=r"ran past download\.deadline_s=1\.5 s \(raise it") as error:
-        http.download_file(url, tmp_path / "a.zip", retries=1, timeout_s=3, max_bytes=MAX_BYTES, deadline_s=1.5)
+        http.download_file(url, tmp_path / "a.zip", retries=retries, timeout_s=3, max_bytes=MAX_BYTES, deadline_s=1.5)
     assert time.monotonic() - started < 4
     assert "\n" not in str(error.value)
     assert list(tmp_path.iterdir()) == []  # no part file left
-
-
-def test_trickling_headers_end_at_the_deadline_too(serve, tmp_path):
-    # Each read of the header lines returns within timeout_s: no body yet, so no chunk to check the clock between.
-    url, state = serve(microsoft_zip(), "trickle_headers")
-    started = time.monotonic()
-    with pytest.raises(ValueError, match=r"ran past download\.deadline_s=1\.5 s \(raise it") as error:
-        http.download_file(url, tmp_path / "a.zip", retries=0, timeout_s=3, max_bytes=MAX_BYTES, deadline_s=1.5)
-    assert time.monotonic() - started < 4
-    assert "\n" not in str(error.value)
-    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_long_retry_after_ends_the_download_at_once(serve, tmp_path, monkeypatch):
