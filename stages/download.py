@@ -17,7 +17,7 @@ from pathlib import Path
 
 from stages.lib.io import atomic_path, temporary_prefix
 from stages.lib.manifest import forget_manifest, write_manifest
-from stages.lib.params import load_params
+from stages.lib.params import DownloadParams, load_params
 from stages.lib.runner import run_stage
 from stages.lib.sources import Outputs, fetch
 
@@ -77,7 +77,7 @@ def build_raw(raw: str | Path, train_relative: Path, test_relative: Path, *, see
     with atomic_path(raw) as build, scratch_folder as scratch:
         build.mkdir()
         outputs = Outputs(root=build, train=build / train_relative, test=build / test_relative)
-        skipped = fetch(outputs, Path(scratch), seed=seed, **download)
+        skipped = fetch(outputs, Path(scratch), DownloadParams.model_validate(download), seed)
         counts = count_images(outputs.train, outputs.test, skipped)
         if not counts.train_cats or not counts.train_dogs:
             missing = "cats" if not counts.train_cats else "dogs"

@@ -54,6 +54,7 @@ from stages.lib.extract import Budget, Limits, extract_members, list_members, ve
 from stages.lib.http import RedactingStream, display_url, download_file, redact_library_logs
 from stages.lib.io import describe_non_file
 from stages.lib.labels import canonical_test_name, canonical_train_name
+from stages.lib.params import DownloadParams
 from stages.lib.synthetic import write_kaggle_test, write_kaggle_train
 
 logger = logging.getLogger(__name__)
@@ -405,25 +406,26 @@ def from_kaggle(outputs: Outputs, scratch: Path, *, competition: str, kaggle_fil
     return skipped
 
 
-def fetch(
-    outputs: Outputs, scratch: Path, *, source: str, seed: int, competition: str, kaggle_files: dict,
-    microsoft_url: str, url: str, url_env: str, archive: str, dir: str, follow_links: bool, synthetic: dict, limits: dict,
-    retries: int, timeout_s: float, deadline_s: float, max_retry_after_s: float,
-) -> Counter:
-    """Fill ``outputs`` from ``source`` (the download params' values); return skipped counts by reason."""
-    budget = Budget(Limits(**limits))  # one budget for every archive this run extracts
+def fetch(outputs: Outputs, scratch: Path, download: DownloadParams, seed: int) -> Counter:
+    """Fill ``outputs`` from the source ``download`` (the download params) names, seeded by ``seed`` where it
+    generates; return skipped counts by reason."""
+    budget = Budget(Limits(**download.limits.model_dump()))  # one budget for every archive this run extracts
+    source = download.source
     if source == "kaggle":
-        return from_kaggle(outputs, scratch, competition=competition, kaggle_files=kaggle_files, budget=budget)
+        return from_kaggle(
+            outputs, scratch, competition=download.competition, kaggle_files=download.kaggle_files.model_dump(),
+            budget=budget,
+        )
     if source in ("microsoft", "url"):
-        address = microsoft_url if source == "microsoft" else resolve_url(url, url_env)
+        address = download.microsoft_url if source == "microsoft" else resolve_url(download.url, download.url_env)
         return from_url(
-            address, outputs, scratch, budget=budget, retries=retries, timeout_s=timeout_s,
-            deadline_s=deadline_s, max_retry_after_s=max_retry_after_s,
+            address, outputs, scratch, budget=budget, retries=download.retries, timeout_s=download.timeout_s,
+            deadline_s=download.deadline_s, max_retry_after_s=download.max_retry_after_s,
         )
     if source == "archive":
-        return from_archive(archive, outputs, scratch, budget=budget)
+        return from_archive(download.archive, outputs, scratch, budget=budget)
     if source == "dir":
-        return from_dir(dir, outputs, follow_links=follow_links)
+        return from_dir(download.dir, outputs, follow_links=download.follow_links)
     if source == "synthetic":
-        return from_synthetic(outputs, **synthetic, seed=seed)
+        return from_synthetic(outputs, **download.synthetic.model_dump(), seed=seed)
     raise ValueError(f"download.source {source!r} is not one of kaggle, {ALTERNATIVES}")
