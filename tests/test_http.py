@@ -95,6 +95,19 @@ class Handler(BaseHTTPRequestHandler):
         self.close_connection = True
         self.connection.shutdown(socket.SHUT_RDWR)
 
+    def _trickle(self, data: bytes) -> None:
+        """Send ``data`` a byte every 0.1 s until the test releases the server, then drop the connection."""
+        try:
+            for index in range(len(data)):
+                if self.server.state.release.is_set():
+                    break
+                self.wfile.write(data[index:index + 1])
+                self.wfile.flush()
+                time.sleep(0.1)
+        except OSError:  # the client gave up: what is tested
+            pass
+        self.close_connection = True
+
     def do_GET(self) -> None:
         state: ServerState = self.server.state
         state.requests.append(dict(self.headers))
@@ -116,30 +129,10 @@ class Handler(BaseHTTPRequestHandler):
             self.send_response(200)
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
-            try:
-                for index in range(len(payload)):
-                    if state.release.is_set():
-                        break
-                    self.wfile.write(payload[index:index + 1])
-                    self.wfile.flush()
-                    time.sleep(0.1)
-            except OSError:  # the client gave up: what is tested
-                pass
-            self.close_connection = True
-            return None
+            return self._trickle(payload)
         if behaviour == "trickle_headers":  # a header line a byte every 0.1 s, for 8 s at most, then a drop
             self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
-            try:
-                for _ in range(80):
-                    if state.release.is_set():
-                        break
-                    self.wfile.write(b"a")
-                    self.wfile.flush()
-                    time.sleep(0.1)
-            except OSError:  # the client gave up: what is tested
-                pass
-            self.close_connection = True
-            return None
+            return self._trickle(b"a" * 80)
         if behaviour == "not_found":
             return self._send(404, b"nope")
         if behaviour == "truncated":
