@@ -186,6 +186,14 @@ class FolderReport:
     followed_out: int = 0
 
 
+def _link_out(link, target: Path, folder: Path) -> ValueError:
+    """The error for a symbolic link ``link`` that leads to ``target``, outside ``folder``."""
+    return ValueError(
+        f"download.dir: {link} is a symbolic link to {target}, outside {folder}: only files inside the "
+        "folder are read. Set download.follow_links: true to read files that links lead to"
+    )
+
+
 def _inside(path: Path, folder: Path) -> bool:
     """Whether the resolved ``path`` lies inside the resolved ``folder``."""
     return path == folder or folder in path.parents
@@ -207,10 +215,7 @@ def _open_regular(entry: os.DirEntry, folder: Path, follow_links: bool) -> tuple
             return None, "broken link", False
         left = not _inside(resolved, folder)
         if left and not follow_links:
-            raise ValueError(
-                f"download.dir: {entry.path} is a symbolic link to {resolved}, outside {folder}: only files "
-                "inside the folder are read. Set download.follow_links: true to read files that links lead to"
-            )
+            raise _link_out(entry.path, resolved, folder)
         target = str(resolved)
     try:
         fd = os.open(target, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
@@ -264,10 +269,7 @@ def _folder_inside(folder: Path, parent: Path, follow_links: bool) -> Path:
     unless ``follow_links``."""
     resolved = folder.resolve()
     if folder.is_symlink() and not _inside(resolved, parent.resolve()) and not follow_links:
-        raise ValueError(
-            f"download.dir: {folder} is a symbolic link to {resolved}, outside {parent}: only files inside "
-            "the folder are read. Set download.follow_links: true to read files that links lead to"
-        )
+        raise _link_out(folder, resolved, parent)
     return resolved
 
 
