@@ -17,7 +17,7 @@ $(BIN)/.installed-$(EXTRAS): pyproject.toml
 
 setup: $(BIN)/.installed-$(EXTRAS)
 
-# Stages run as `python -m stages.X`: the venv's bin goes first on PATH.
+# Stages run as `python -m catsdogs.stages <name>`: the venv's bin goes first on PATH.
 pipeline: setup
 	PATH="$(abspath $(BIN)):$$PATH" dvc repro $(STAGES)
 

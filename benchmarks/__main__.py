@@ -29,7 +29,7 @@ from pathlib import Path
 
 from benchmarks import dvc_noop
 from benchmarks.common import ROOT, machine, run_child, sample_layout, split_layout
-from stages.lib.precision import choose_policy, cpu_flags
+from catsdogs.models.precision import choose_policy, cpu_flags
 
 SECTIONS = ("training", "extraction", "precision", "memory", "dvc")
 

@@ -20,15 +20,15 @@ def copy_pipeline(folder: Path) -> None:
     """This project's pipeline into ``folder``: dvc.yaml, params.yaml, .gitignore, the stages' code and the
     local-weights folder the weights stage depends on (no caches, no local weights files)."""
     folder.mkdir(parents=True, exist_ok=True)
-    for name in ("dvc.yaml", "params.yaml", ".gitignore"):
+    for name in ("dvc.yaml", "params.yaml", ".gitignore", ".dvcignore"):
         shutil.copy(ROOT / name, folder / name)
-    for code in ("stages", "weights"):
+    for code in ("catsdogs", "weights"):
         shutil.copytree(ROOT / code, folder / code, ignore=shutil.ignore_patterns("__pycache__", "*.h5"))
 
 
 def machine() -> dict:
     """CPU model, core count, the instruction-set flags that decide TensorFlow's speed, memory, versions."""
-    from stages.lib.precision import cpu_flags
+    from catsdogs.models.precision import cpu_flags
 
     model = ""
     try:
@@ -83,7 +83,7 @@ def run_child(task: str, settings: dict, timeout_s: float) -> dict:
 
 def split_layout(root: Path, train_per_class: int, validation_per_class: int, size: int, seed: int) -> Path:
     """``root/{train,validation}/{cats,dogs}`` of generated images (``size`` pixels), made once per settings."""
-    from stages.lib.synthetic import write_split_layout
+    from catsdogs.sources.synthetic import write_split_layout
 
     folder = root / f"synthetic-{train_per_class}-{validation_per_class}-{size}-{seed}"
     if not (folder / ".complete").is_file():
@@ -100,8 +100,8 @@ def sample_layout(root: Path, seed: int, name: str = "kaggle-sample") -> Path | 
     source = SHARED_SAMPLE.parent / name / "train"
     if not source.is_dir():
         return None
-    from stages.lib.params import validate_params
-    from stages.split import split_dataset
+    from catsdogs.core.params import validate_params
+    from catsdogs.stages.split import split_dataset
 
     folder = root / f"{name}-{seed}"
     if not (folder / ".complete").is_file():

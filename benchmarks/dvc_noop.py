@@ -21,7 +21,7 @@ import yaml
 from benchmarks.common import ROOT, copy_pipeline
 
 # Every folder and file the pipeline tracks that the floor should walk, each once: the photo folders
-# and the manifests that stand for them in the pipeline's deps (stages/lib/manifest.py).
+# and the manifests that stand for them in the pipeline's deps (catsdogs/core/manifest.py).
 FLOOR_DEPS = (
     "data/raw", "data/raw.manifest.json", "data/train", "data/validation", "data/split.manifest.json",
     "features", "models",

@@ -30,7 +30,7 @@ from pathlib import Path
 import yaml
 
 from benchmarks.common import ROOT
-from stages.lib.params import parse_params
+from catsdogs.core.params import parse_params
 
 SHARED = ROOT.parent / "shared" / "data"
 TRAIN_SETS = {"sample": SHARED / "kaggle-sample", "medium": SHARED / "kaggle-medium"}
@@ -72,7 +72,7 @@ def prepared_split(scratch: Path, train_set: str, seed: int, timeout_s: float) -
 def score_unseen(workspace: Path, params_file: Path, model: Path, unseen: Path, timeout_s: float, tta: bool) -> dict:
     """Accuracy and log loss of ``catsdogs predict`` (with ``--tta`` or ``--no-tta``) on every photo of ``unseen``."""
     flag = "--tta" if tta else "--no-tta"
-    result = run_module("stages.cli", ["predict", str(unseen), "--model", str(model), "--params", str(params_file),
+    result = run_module("catsdogs.cli", ["predict", str(unseen), "--model", str(model), "--params", str(params_file),
                                        "--format", "csv", flag], workspace, timeout_s)
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     correct, loss = 0, 0.0
@@ -99,7 +99,7 @@ def run_one(scratch: Path, train_set: str, recipe: str, seed: int, overrides: li
     params_file.write_text(yaml.safe_dump(params))
     (workspace / "params.yaml").write_text(params_file.read_text())
     started = time.perf_counter()
-    run_module("stages.train_scratch", [], workspace, timeout_s)
+    run_module("catsdogs.stages.train_scratch", [], workspace, timeout_s)
     wall = time.perf_counter() - started
     metrics = json.loads((workspace / "runs" / name / "reports" / "metrics.json").read_text())
     result = {

@@ -36,9 +36,9 @@ def epoch_timer():
 
 def tutorial_cnn(image_size: int, mixed_precision: bool | str):
     """The scratch CNN exactly as train_scratch builds and compiles it (params.yaml's defaults)."""
-    from stages.lib.params import validate_params
-    from stages.lib.precision import set_mixed_precision
-    from stages.lib.scratch_model import build_scratch_cnn, make_optimizer
+    from catsdogs.core.params import validate_params
+    from catsdogs.models.precision import set_mixed_precision
+    from catsdogs.models.scratch import build_scratch_cnn, make_optimizer
 
     section = validate_params({}).train_scratch
     policy = set_mixed_precision(mixed_precision)
@@ -59,7 +59,7 @@ def epochs_report(timer, train_count: int, policy: str) -> dict:
 
     Both are reported because neither is clean on these machines: an epoch can take
     15-20 s longer with both CPUs idle when Keras drops the last epoch's tf.data
-    iterator and waits for its autotuning thread (stages.lib.data.without_autotune
+    iterator and waits for its autotuning thread (catsdogs.data.datasets.without_autotune
     turns it off in ours and the bound's; the tutorial's ImageDataGenerator pipeline
     keeps it, as its users get it), which the median absorbs only when fewer than
     half stall, and the fastest epoch can be one where the machine ran faster than usual.
@@ -77,10 +77,10 @@ def epochs_report(timer, train_count: int, policy: str) -> dict:
 
 def train_ours(settings: dict) -> dict:
     """train_scratch's own input pipeline (uint8 memory cache, tf.data augmentation) feeding the CNN."""
-    from stages.lib.augmentation import batch_augmentation
-    from stages.lib.data import list_labelled_images
-    from stages.lib.seeding import seed_everything
-    from stages.train_scratch import make_datasets
+    from catsdogs.data.augmentation import batch_augmentation
+    from catsdogs.data.datasets import list_labelled_images
+    from catsdogs.core.seeding import seed_everything
+    from catsdogs.stages.train_scratch import make_datasets
 
     data, size, batch, seed = Path(settings["data"]), settings["image_size"], settings["batch_size"], settings["seed"]
     train, validation = list_labelled_images(data / "train"), list_labelled_images(data / "validation")
@@ -96,7 +96,7 @@ def train_tutorial(settings: dict) -> dict:
     """The tutorial's pipeline: ImageDataGenerator (shear, zoom, flip) flow_from_directory feeding the same CNN."""
     from tensorflow.keras.preprocessing.image import ImageDataGenerator
 
-    from stages.lib.seeding import seed_everything
+    from catsdogs.core.seeding import seed_everything
 
     data, size, batch, seed = Path(settings["data"]), settings["image_size"], settings["batch_size"], settings["seed"]
     seed_everything(seed, False)
@@ -118,7 +118,7 @@ def in_memory(paths: list, size: int):
     """Decoded, resized images as one float32 array (what the compute bound trains on)."""
     import numpy as np
 
-    from stages.lib.data import decode_and_resize
+    from catsdogs.data.datasets import decode_and_resize
 
     return np.stack([decode_and_resize(str(path), size).numpy() for path in paths]).astype(np.float32)
 
@@ -128,8 +128,8 @@ def train_bound(settings: dict) -> dict:
     import numpy as np
     import tensorflow as tf
 
-    from stages.lib.data import list_labelled_images, without_autotune
-    from stages.lib.seeding import seed_everything
+    from catsdogs.data.datasets import list_labelled_images, without_autotune
+    from catsdogs.core.seeding import seed_everything
 
     data, size, batch, seed = Path(settings["data"]), settings["image_size"], settings["batch_size"], settings["seed"]
     train, validation = list_labelled_images(data / "train"), list_labelled_images(data / "validation")
@@ -142,7 +142,7 @@ def train_bound(settings: dict) -> dict:
         labels = tf.constant(np.asarray(split[1], np.float32))
         count = len(split[1])
         starts = tf.data.Dataset.range(0, count, batch)
-        # Autotuning off as in train_scratch's pipeline (stages.lib.data.without_autotune): no tuning thread
+        # Autotuning off as in train_scratch's pipeline (catsdogs.data.datasets.without_autotune): no tuning thread
         # for the bound's epochs to wait for either.
         return without_autotune(
             starts.map(lambda start: (images[start : start + batch], labels[start : start + batch])).prefetch(2))
@@ -169,8 +169,8 @@ def augmentation_cost(settings: dict) -> dict:
     import numpy as np
     import tensorflow as tf
 
-    from stages.lib.augmentation import augmentation_layers, batch_augmentation, combined_matrix
-    from stages.lib.params import validate_params
+    from catsdogs.data.augmentation import augmentation_layers, batch_augmentation, combined_matrix
+    from catsdogs.core.params import validate_params
 
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
@@ -220,9 +220,9 @@ def augmentation_cost(settings: dict) -> dict:
 
 def extract_ours(settings: dict) -> dict:
     """The extract_features stage's own function, both splits, into a temporary folder."""
-    from stages.extract_features import extract_features
-    from stages.lib.seeding import seed_everything
-    from stages.weights import prepare_weights
+    from catsdogs.stages.extract_features import extract_features
+    from catsdogs.core.seeding import seed_everything
+    from catsdogs.stages.weights import prepare_weights
 
     data = Path(settings["data"])
     with tempfile.TemporaryDirectory() as scratch:
@@ -242,10 +242,10 @@ def extract_ours(settings: dict) -> dict:
 
 def extract_bound(settings: dict) -> dict:
     """The bound: VGG16's forward pass (the same extractor) on the same images already decoded in memory."""
-    from stages.lib import vgg
-    from stages.lib.data import list_labelled_images
-    from stages.lib.precision import set_mixed_precision
-    from stages.lib.seeding import seed_everything
+    from catsdogs.models import vgg
+    from catsdogs.data.datasets import list_labelled_images
+    from catsdogs.models.precision import set_mixed_precision
+    from catsdogs.core.seeding import seed_everything
 
     data, size, batch = Path(settings["data"]), settings["image_size"], settings["batch_size"]
     paths = [path for split in ("train", "validation") for path in list_labelled_images(data / split)[0]]
@@ -266,8 +266,8 @@ def extract_bound(settings: dict) -> dict:
 
 def train_stage(settings: dict) -> dict:
     """The whole train_scratch stage function (checks, cache, training, saving) for its peak memory."""
-    from stages.lib.params import validate_params
-    from stages.train_scratch import train_scratch
+    from catsdogs.core.params import validate_params
+    from catsdogs.stages.train_scratch import train_scratch
 
     data = Path(settings["data"])
     params = validate_params({"common": {"image_size": settings["image_size"], "batch_size": settings["batch_size"]},

@@ -28,7 +28,7 @@ def run(
     env: dict | None = None,
 ) -> subprocess.CompletedProcess:
     """Run a command with the test's Python first on PATH and this checkout first on PYTHONPATH
-    (so ``python -m stages.X`` and dvc's stage commands import the code under test); fail with
+    (so ``python -m catsdogs.stages X`` and dvc's stage commands import the code under test); fail with
     its output when it exits non-zero (``check``) or runs past ``timeout`` seconds (its whole
     process group is killed)."""
     env = dict(os.environ if env is None else env)
@@ -65,7 +65,7 @@ def kill_group(process: subprocess.Popen) -> None:
 
 
 STAGE_NAMES = frozenset(yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"])
-# The project's own log line (stages/lib/runner.py STAGE_FORMAT): "12:34:56 INFO split: ...".
+# The project's own log line (catsdogs/core/runner.py STAGE_FORMAT): "12:34:56 INFO split: ...".
 STAGE_LOG_LINE = re.compile(r"^\d\d:\d\d:\d\d (?:DEBUG|INFO|WARNING|ERROR|CRITICAL) (\w+): ", re.MULTILINE)
 
 
@@ -103,9 +103,9 @@ def update_params(repo: Path, changes: dict) -> None:
 def copy_pipeline(repo: Path) -> None:
     """The project's pipeline into ``repo``: dvc.yaml, params, the stages' code, the local-weights folder."""
     repo.mkdir(parents=True, exist_ok=True)
-    for name in ("dvc.yaml", "params.yaml", ".gitignore"):
+    for name in ("dvc.yaml", "params.yaml", ".gitignore", ".dvcignore"):
         shutil.copy(ROOT / name, repo / name)
-    for folder in ("stages", "weights"):
+    for folder in ("catsdogs", "weights"):
         shutil.copytree(ROOT / folder, repo / folder, ignore=shutil.ignore_patterns("__pycache__", "*.h5"))
 
 

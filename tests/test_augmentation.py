@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stages.lib.augmentation import GEOMETRIC, augmentation_layers, batch_augmentation, warp_once
+from catsdogs.data.augmentation import GEOMETRIC, augmentation_layers, batch_augmentation, warp_once
 
 OFF = {"shear": 0.0, "zoom": 0.0, "horizontal_flip": False, "rotation": 0.0, "translation": 0.0, "contrast": 0.0}
 ONE_AT_A_TIME = {
@@ -126,7 +126,7 @@ def test_in_tf_data_each_batch_draws_anew_in_order_and_a_seed_repeats_the_pictur
 
 
 def test_a_layer_that_is_not_geometric_has_no_matrix():
-    from stages.lib.augmentation import layer_matrix
+    from catsdogs.data.augmentation import layer_matrix
 
     contrast, = augmentation_layers(**{**OFF, "contrast": 0.2}, seed=1)
     with pytest.raises(ValueError, match="not a geometric augmentation layer: contrast"):

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stages.cli import EXIT_ERROR, EXIT_FILE_FAILED, EXIT_OK, main
-from stages.lib.synthetic import write_kaggle_test
+from catsdogs.cli import EXIT_ERROR, EXIT_FILE_FAILED, EXIT_OK, main
+from catsdogs.sources.synthetic import write_kaggle_test
 from tests.conftest import run
 from tests.tiny_models import make_workspace
 
@@ -98,7 +98,7 @@ def test_untrusted_images_get_the_splits_checks_and_pixel_limit(workspace, monke
 
 
 def test_an_image_is_read_upright_as_the_split_wrote_it(workspace, monkeypatch, tmp_path):
-    from stages.lib.predict import read_untrusted_image
+    from catsdogs.predict.predictor import read_untrusted_image
     from tests.test_images import write_exif_rotated
 
     write_exif_rotated(tmp_path / "rotated.jpg", 60, 40)  # blue left third, displayed at the top

@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stages.lib.model_files import save_model
-from stages.lib.params import EvaluateParams
-from stages.lib.predict import expand_inputs, predict_files
+from catsdogs.models.files import save_model
+from catsdogs.core.params import EvaluateParams
+from catsdogs.predict.predictor import expand_inputs, predict_files
 from tests.tiny_models import IMAGE_SIZE, make_workspace, saturated_image_model
 
 CLIP = EvaluateParams().clip
@@ -50,7 +50,7 @@ def test_predict_files_clips_a_saturated_model(saturated, bias, expected):
 
 
 def test_evaluate_writes_clipped_predictions_and_scores_them(saturated, monkeypatch):
-    from stages import evaluate
+    from catsdogs.stages import evaluate
 
     monkeypatch.chdir(saturated)
     evaluate.main()
@@ -66,7 +66,7 @@ def test_evaluate_writes_clipped_predictions_and_scores_them(saturated, monkeypa
 
 @pytest.mark.parametrize("best, expected", [("scratch", HIGH), ("finetune", LOW)])
 def test_submission_is_clipped(saturated, monkeypatch, best, expected):
-    from stages import submission
+    from catsdogs.stages import submission
 
     (saturated / "reports/evaluate").mkdir(parents=True, exist_ok=True)
     losses = {"scratch": 0.9, "top": 0.9, "finetune": 0.9} | {best: 0.1}
@@ -80,7 +80,7 @@ def test_submission_is_clipped(saturated, monkeypatch, best, expected):
 
 @pytest.mark.parametrize("model, expected", [("scratch", HIGH), ("finetune", LOW)])
 def test_catsdogs_predict_prints_clipped_probabilities(saturated, monkeypatch, capsys, model, expected):
-    from stages.cli import EXIT_OK, main
+    from catsdogs.cli import EXIT_OK, main
 
     monkeypatch.chdir(saturated)
     assert main(["predict", "data/raw/test", "--model", model, "--format", "csv"]) == EXIT_OK

@@ -46,8 +46,8 @@ def test_synthetic_data_and_the_split_are_bit_identical_in_separate_processes(tm
         folder = tmp_path / f"run{seed}"
         folder.mkdir()
         write_project_params(folder, {"source": "synthetic", "synthetic": {"count": 12, "size": 32, "test_count": 3}})
-        run(["python", "-m", "stages.download"], folder, env=with_hash_seed(seed))
-        run(["python", "-m", "stages.split"], folder, env=with_hash_seed(seed))
+        run(["python", "-m", "catsdogs.stages", "download"], folder, env=with_hash_seed(seed))
+        run(["python", "-m", "catsdogs.stages", "split"], folder, env=with_hash_seed(seed))
         trees.append(tree(folder / "data", folder / "reports"))
     assert any(name.startswith("data/raw/train/") for name in trees[0])
     assert any(name.startswith("data/validation/dogs/") for name in trees[0])
@@ -56,7 +56,7 @@ def test_synthetic_data_and_the_split_are_bit_identical_in_separate_processes(tm
 
 
 def test_figures_and_summary_are_bit_identical_in_separate_processes(tmp_path):
-    from stages import evaluate
+    from catsdogs.stages import evaluate
 
     base = make_workspace(tmp_path / "base")
     with contextlib.chdir(base):  # main() reads params.yaml and writes its outputs in the working directory
@@ -65,7 +65,7 @@ def test_figures_and_summary_are_bit_identical_in_separate_processes(tmp_path):
     for seed in (1, 2):
         folder = tmp_path / f"run{seed}"
         shutil.copytree(base, folder)
-        run(["python", "-m", "stages.reports"], folder, env=with_hash_seed(seed))
+        run(["python", "-m", "catsdogs.stages", "reports"], folder, env=with_hash_seed(seed))
         trees.append(tree(folder / "reports"))
     assert any(name.startswith("reports/figures/") and name.endswith(".png") for name in trees[0])
     assert "reports/summary.md" in trees[0]
@@ -79,7 +79,7 @@ def test_the_real_sample_splits_bit_identically_in_separate_processes(tmp_path, 
         (folder / "data/raw").mkdir(parents=True)
         (folder / "data/raw/train").symlink_to(shared_sample / "train")
         write_project_params(folder, {"source": "dir", "dir": str(shared_sample)})  # split reads data/raw only
-        run(["python", "-m", "stages.split"], folder, env=with_hash_seed(seed))
+        run(["python", "-m", "catsdogs.stages", "split"], folder, env=with_hash_seed(seed))
         trees.append(tree(folder / "data/train", folder / "data/validation", folder / "reports"))
     assert len([name for name in trees[0] if name.startswith(("train/", "validation/"))]) > 100
     assert trees[0] == trees[1]

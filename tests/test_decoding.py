@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stages.lib.data import decode_and_resize, decode_rgb, make_image_dataset
-from stages.lib.predict import read_untrusted_image
+from catsdogs.data.datasets import decode_and_resize, decode_rgb, make_image_dataset
+from catsdogs.predict.predictor import read_untrusted_image
 
 SIZE = 24
 SHAPES = [(40, 60), (93, 17), (24, 24), (12, 30), (7, 5)]  # (height, width): down, up, same, mixed
@@ -107,8 +107,8 @@ def test_the_training_dataset_resizes_other_sizes_the_same_way(tmp_path):
 @pytest.mark.parametrize("labelled, augmented", [(True, True), (True, False), (False, False)])
 def test_every_pipeline_runs_without_the_autotuning_thread(tmp_path, labelled, augmented):
     """Training (augmented or not), evaluation and prediction: dropping an iterator must not wait on
-    tf.data's tuning thread (stalls of up to 20 s, stages.lib.data.without_autotune)."""
-    from stages.lib.augmentation import batch_augmentation
+    tf.data's tuning thread (stalls of up to 20 s, catsdogs.data.datasets.without_autotune)."""
+    from catsdogs.data.augmentation import batch_augmentation
 
     paths = [write_png(tmp_path / f"{index}.png", pixels(20, 30, seed=index)) for index in range(4)]
     augment = batch_augmentation(shear=0.2, zoom=0.2, horizontal_flip=True, rotation=0.0, translation=0.0,
@@ -136,7 +136,7 @@ def test_what_libjpeg_prints_while_predicting_stays_off_the_terminal(tmp_path, c
 
     path = tmp_path / "inconsistent.jpg"
     path.write_bytes(jpeg_with_repeated_scans(20))
-    with caplog.at_level("DEBUG", logger="stages.lib.data"):
+    with caplog.at_level("DEBUG", logger="catsdogs.data.datasets"):
         got = read_untrusted_image(path, SIZE, 10**6)
         os.write(2, b"fd 2 is back\n")
     assert got.shape == (SIZE, SIZE, 3)  # the file is usable: kept, and predicted

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from stages.download import build_raw
-from stages.lib.labels import (
+from catsdogs.stages.download import build_raw
+from catsdogs.core.labels import (
     canonical_test_name, canonical_train_name, kaggle_test_id, numeric_stem, parse_train_name,
 )
-from stages.lib.layouts import plan_members
-from stages.lib.params import DownloadParams
+from catsdogs.sources.layouts import plan_members
+from catsdogs.core.params import DownloadParams
 
 JPEG_BYTES = b"\xff\xd8\xff\xe0 not decoded by the download stage"
 

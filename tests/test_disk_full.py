@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stages.lib.synthetic import write_kaggle_train
+from catsdogs.sources.synthetic import write_kaggle_train
 from tests.conftest import ROOT
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -43,7 +43,7 @@ def project(tmp_path: Path):
 
 
 def split(project: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "stages.split"], cwd=project, env=ENV, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "catsdogs.stages", "split"], cwd=project, env=ENV, capture_output=True,
                           text=True, timeout=300)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from stages.lib.io import link_or_copy
+from catsdogs.core.io import link_or_copy
 from tests.conftest import ROOT, run, update_params
 
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stages.download import build_raw, raw_layout
-from stages.lib.layouts import plan_members
-from stages.lib.params import DownloadParams, ExtractionLimits, SyntheticParams
+from catsdogs.stages.download import build_raw, raw_layout
+from catsdogs.sources.layouts import plan_members
+from catsdogs.core.params import DownloadParams, ExtractionLimits, SyntheticParams
 from tests.conftest import ROOT, run
 
 
@@ -259,7 +259,7 @@ def write_params(folder: Path, download: dict) -> None:
 )
 def test_cli_with_bad_params_exits_1_with_one_error_line(tmp_path, download, expected):
     write_params(tmp_path, download)
-    result = run(["python", "-m", "stages.download"], tmp_path, check=False)
+    result = run(["python", "-m", "catsdogs.stages", "download"], tmp_path, check=False)
     assert result.returncode == 1
     errors = [line for line in result.stderr.splitlines() if " ERROR " in line]
     assert len(errors) == 1 and "download failed" in errors[0]
@@ -269,7 +269,7 @@ def test_cli_with_bad_params_exits_1_with_one_error_line(tmp_path, download, exp
 
 def test_cli_synthetic_from_a_repo_root(tmp_path):
     write_params(tmp_path, {"source": "synthetic", "synthetic": {"count": 4, "size": 16, "test_count": 2}})
-    result = run(["python", "-m", "stages.download"], tmp_path)
+    result = run(["python", "-m", "catsdogs.stages", "download"], tmp_path)
     assert "train: 4 cats + 4 dogs; test: 2; skipped: none" in result.stderr
     assert len(names(tmp_path / "data" / "raw" / "train")) == 8
     assert names(tmp_path / "data") == ["raw", "raw.manifest.json"]
@@ -281,9 +281,9 @@ def test_cli_synthetic_from_a_repo_root(tmp_path):
 
 def test_a_failed_download_leaves_no_manifest_of_an_older_tree(tmp_path):
     write_params(tmp_path, {"source": "synthetic", "synthetic": {"count": 4, "size": 16, "test_count": 2}})
-    run(["python", "-m", "stages.download"], tmp_path)
+    run(["python", "-m", "catsdogs.stages", "download"], tmp_path)
     write_params(tmp_path, {"source": "dir", "dir": "/nonexistent/train"})
-    assert run(["python", "-m", "stages.download"], tmp_path, check=False).returncode == 1
+    assert run(["python", "-m", "catsdogs.stages", "download"], tmp_path, check=False).returncode == 1
     assert not (tmp_path / "data" / "raw.manifest.json").exists()
 
 

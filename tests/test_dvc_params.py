@@ -18,7 +18,7 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
-from stages.lib.params import validate_params
+from catsdogs.core.params import validate_params
 
 ROOT = Path(__file__).resolve().parents[1]
 DECLARED = {name: stage.get("params", []) for name, stage in
@@ -102,7 +102,7 @@ def test_the_recorder_sees_values_sections_and_picked_keys() -> None:
 
 def test_the_summary_shows_the_params_reports_reads() -> None:
     """reports reads only the summary's params: whole sections, and download's source alone."""
-    from stages.lib.summary import read_summary_params
+    from catsdogs.report.summary import read_summary_params
 
     params = validate_params({"download": {"source": "synthetic"}, "train_top": {"epochs": 7}})
     full, selected = params.model_dump(mode="json"), read_summary_params(params)
@@ -172,5 +172,5 @@ def test_the_seed_the_stage_uses_is_the_seed_dvc_lock_records(dvc_repo: Path) ->
     assert result.returncode == 0, output[-2000:]
     lock = parse_yaml((dvc_repo / "dvc.lock").read_text(), "dvc.lock")
     recorded = lock["stages"]["download"]["params"]["params.yaml"]["common.seed"]
-    used = re.findall(r"images \(\d+px, seed (\d+)\)", output)  # stages/lib/sources.py's log line
+    used = re.findall(r"images \(\d+px, seed (\d+)\)", output)  # catsdogs/sources/fetch.py's log line
     assert (used, recorded) == (["15"], 15), output[-2000:]

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stages.lib.metrics import (
+from catsdogs.predict.metrics import (
     best_model,
     classification_metrics,
     clip_probabilities,
@@ -96,7 +96,7 @@ def test_best_model_has_the_lowest_log_loss():
 @pytest.fixture(scope="module")
 def evaluated(tmp_path_factory):
     """A tiny workspace after the evaluate stage ran (in-process, from its folder)."""
-    from stages import evaluate
+    from catsdogs.stages import evaluate
 
     root = make_workspace(tmp_path_factory.mktemp("evaluate"))
     with contextlib.chdir(root):  # main() reads params.yaml and writes its outputs in the working directory
@@ -118,7 +118,7 @@ def test_evaluate_writes_metrics_for_every_model(evaluated):
 
 
 def test_predictions_table_matches_the_models(evaluated):
-    from stages.lib.model_files import load_model
+    from catsdogs.models.files import load_model
 
     table = pd.read_csv(evaluated / "reports/evaluate/predictions.csv")
     assert list(table.columns) == [
@@ -163,7 +163,7 @@ def test_metrics_agree_with_the_predictions_table(evaluated):
 
 
 def test_stale_features_are_refused(tmp_path, monkeypatch):
-    from stages.evaluate import main
+    from catsdogs.stages.evaluate import main
 
     root = make_workspace(tmp_path, with_test=False)
     (root / "data/validation/dogs/dog.0.jpg").rename(root / "data/validation/dogs/dog.99.jpg")
@@ -173,7 +173,7 @@ def test_stale_features_are_refused(tmp_path, monkeypatch):
 
 
 def test_missing_models_are_skipped_but_none_is_an_error(tmp_path, monkeypatch):
-    from stages.evaluate import main
+    from catsdogs.stages.evaluate import main
 
     root = make_workspace(tmp_path, with_test=False)
     monkeypatch.chdir(root)

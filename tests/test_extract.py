@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from stages.lib.extract import (
+from catsdogs.core.extract import (
     Budget,
     check_members,
     extract_members,
@@ -17,7 +17,7 @@ from stages.lib.extract import (
     safe_member_path,
     verify_zip,
 )
-from stages.lib.params import ExtractionLimits
+from catsdogs.core.params import ExtractionLimits
 
 LIMITS = ExtractionLimits()
 

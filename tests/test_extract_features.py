@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 import yaml
 
-from stages import extract_features as stage
-from stages.lib import features as feature_files
-from stages.lib import vgg
-from stages.lib.data import decode_and_resize, list_labelled_images
-from stages.lib.synthetic import write_split_layout
+from catsdogs.stages import extract_features as stage
+from catsdogs.data import features as feature_files
+from catsdogs.models import vgg
+from catsdogs.data.datasets import decode_and_resize, list_labelled_images
+from catsdogs.sources.synthetic import write_split_layout
 from tests.conftest import ROOT, run
 from tests.tiny_models import link_vgg16_weights, random_vgg16_weights
 
@@ -101,7 +101,7 @@ def test_unbalanced_split_rows_labels_and_files_agree(tmp_path, monkeypatch):
 BOUNDED_MEMORY_CHILD = """
 import re, sys
 import numpy as np
-from stages.lib import features
+from catsdogs.data import features
 
 def peak_mib():
     return int(re.search(r"VmHWM:\\s+(\\d+)", open("/proc/self/status").read()).group(1)) / 1024
@@ -160,7 +160,7 @@ def test_mixed_precision_features_are_float32_and_close(tmp_path):
 def test_stage_reports_a_missing_weights_file_in_one_line(tmp_path):
     project = make_project(tmp_path / "project")
     (project / "models/vgg16_notop.weights.h5").unlink()  # the weights stage has not run, nor dvc pull
-    result = run([sys.executable, "-m", "stages.extract_features"], project, check=False)
+    result = run([sys.executable, "-m", "catsdogs.stages", "extract_features"], project, check=False)
     assert result.returncode == 1
     assert "VGG16 weights file not found: models/vgg16_notop.weights.h5" in result.stderr
     assert "dvc repro weights" in result.stderr and "dvc pull" in result.stderr
@@ -176,7 +176,7 @@ def test_the_estimate_is_a_line_of_its_own_beside_the_progress_bar(tmp_path):
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["common"]["batch_size"] = 1  # 14 images: the estimate after 4, while the train bar is drawn
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    result = run([sys.executable, "-m", "stages.extract_features"], project)
+    result = run([sys.executable, "-m", "catsdogs.stages", "extract_features"], project)
     [line] = [line for line in result.stderr.split("\n") if "images in, about" in line]
     drawn = line.split("\r")[-1]  # what a terminal shows on that line: the text after the last carriage return
     assert re.fullmatch(r"\d\d:\d\d:\d\d INFO extract_features: features: 4 of 14 images in, about .+ left \(.+\)",

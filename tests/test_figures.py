@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from stages.lib import plotting
+from catsdogs.report import plotting
 from tests.tiny_models import make_workspace
 
 EXPECTED_FIGURES = {
@@ -31,7 +31,8 @@ EXPECTED_FIGURES = {
 @pytest.fixture(scope="module")
 def reported(tmp_path_factory):
     """A tiny workspace after evaluate and reports ran; the first run's figure bytes kept aside."""
-    from stages import evaluate, reports
+    from catsdogs.stages import evaluate
+    from catsdogs.stages import reports
 
     root = make_workspace(tmp_path_factory.mktemp("reports"))
     with contextlib.chdir(root):  # the stages read params.yaml and write their outputs in the working directory
@@ -86,7 +87,7 @@ def test_summary_compares_models_with_the_tutorial(reported):
 
 
 def test_missing_history_fails_with_a_clear_error(tmp_path, monkeypatch):
-    from stages.reports import main
+    from catsdogs.stages.reports import main
 
     root = make_workspace(tmp_path, with_test=False)
     (root / "reports/top/history.csv").unlink()
@@ -102,7 +103,7 @@ def test_history_figure_needs_its_columns():
 
 
 def test_skipped_finetune_draws_no_curves(tmp_path):
-    from stages.reports import history_figures
+    from catsdogs.stages.reports import history_figures
 
     empty = pd.DataFrame(columns=["epoch", "loss", "accuracy", "val_loss", "val_accuracy"])
     history = pd.DataFrame({"epoch": [1], "loss": [0.7], "accuracy": [0.5], "val_loss": [0.8], "val_accuracy": [0.4]})
@@ -111,7 +112,7 @@ def test_skipped_finetune_draws_no_curves(tmp_path):
 
 
 def test_worst_misclassified_are_the_most_confident_mistakes():
-    from stages.reports import worst_misclassified
+    from catsdogs.stages.reports import worst_misclassified
 
     table = pd.DataFrame(
         {
@@ -146,7 +147,7 @@ def test_convolution_walkthrough_filters():
 
 
 def test_first_conv_maps_come_from_the_first_convolution():
-    from stages.reports import first_conv_maps
+    from catsdogs.stages.reports import first_conv_maps
     from tests.tiny_models import tiny_image_model
 
     model = tiny_image_model(0)
@@ -162,7 +163,7 @@ def test_first_conv_maps_come_from_the_first_convolution():
 
 
 def test_gallery_without_mistakes_still_renders(tmp_path):
-    from stages.reports import gallery_figure_file
+    from catsdogs.stages.reports import gallery_figure_file
 
     table = pd.DataFrame(
         {"file": ["cats/a.jpg"], "label": [0], "actual": ["cat"], "p_m": [0.1], "m_predicted": ["cat"]}
@@ -173,7 +174,7 @@ def test_gallery_without_mistakes_still_renders(tmp_path):
 
 
 def test_summary_says_when_fine_tuning_was_skipped():
-    from stages.lib.summary import render_summary
+    from catsdogs.report.summary import render_summary
 
     values = {
         "accuracy": 0.9, "log_loss": 0.25, "roc_auc": 0.95,

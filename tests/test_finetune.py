@@ -12,11 +12,14 @@ import numpy as np
 import pytest
 import yaml
 
-from stages import extract_features, finetune, train_top, weights
-from stages.lib import vgg
-from stages.lib.data import decode_and_resize, list_labelled_images
-from stages.lib.synthetic import write_split_layout
-from stages.lib.model_files import load_model
+from catsdogs.stages import extract_features
+from catsdogs.stages import finetune
+from catsdogs.stages import train_top
+from catsdogs.stages import weights
+from catsdogs.models import vgg
+from catsdogs.data.datasets import decode_and_resize, list_labelled_images
+from catsdogs.sources.synthetic import write_split_layout
+from catsdogs.models.files import load_model
 from tests.conftest import ROOT, run
 
 SIZE = 32
@@ -102,7 +105,7 @@ def test_two_epochs_write_a_model_that_reloads_and_predicts_on_raw_pixels(projec
 
     # A fresh process that imports only the shared loader (as evaluate does) reloads it in safe mode.
     code = (
-        "import numpy as np; from stages.lib.model_files import load_model; "
+        "import numpy as np; from catsdogs.models.files import load_model; "
         "model = load_model('models/finetune.keras'); "
         f"print(model.predict(np.full((1, {SIZE}, {SIZE}, 3), 128, 'float32'), verbose=0).shape)"
     )

@@ -32,7 +32,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from stages.lib.images import DROP_REASONS, NORMALIZE_REASONS, check_image, write_image
+from catsdogs.data.images import DROP_REASONS, NORMALIZE_REASONS, check_image, write_image
 
 EXAMPLES = int(os.environ.get("CATSDOGS_FUZZ_EXAMPLES", "300"))
 LONG_RUN = "CATSDOGS_FUZZ_EXAMPLES" in os.environ

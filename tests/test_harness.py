@@ -14,8 +14,8 @@ from tests.conftest import ROOT, run, stages_ran
 
 def test_subprocesses_import_the_code_under_test(tmp_path):
     env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}  # whatever pytest was given
-    result = run([sys.executable, "-c", "import stages; print(stages.__file__)"], tmp_path, env=env)
-    assert Path(result.stdout.strip()).resolve() == (ROOT / "stages" / "__init__.py").resolve()
+    result = run([sys.executable, "-c", "import catsdogs; print(catsdogs.__file__)"], tmp_path, env=env)
+    assert Path(result.stdout.strip()).resolve() == (ROOT / "catsdogs" / "__init__.py").resolve()
 
 
 def test_a_hung_subprocess_and_its_children_are_killed_and_the_test_fails_with_its_output(tmp_path):
@@ -40,10 +40,10 @@ def test_a_hung_subprocess_and_its_children_are_killed_and_the_test_fails_with_i
 
 def test_stages_ran_reads_the_stages_own_log_lines():
     class Result:
-        stdout = "Running stage 'split':\n> python -m stages.split\n"
+        stdout = "Running stage 'split':\n> python -m catsdogs.stages split\n"
         stderr = (
             "12:00:01 INFO split: wrote data/train\n"
-            "12:00:02 WARNING stages.lib.http: retry\n"
+            "12:00:02 WARNING catsdogs.sources.http: retry\n"
             "12:00:03 INFO notastage: x\n"
             "I0000 00:00:1796142251.876682    7033 cpu_feature_guard.cc:227] TensorFlow\n"
         )

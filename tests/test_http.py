@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from stages.download import build_raw
-from stages.lib import http
-from stages.lib.extract import verify_zip
-from stages.lib.params import DownloadParams, ExtractionLimits
-from stages.lib.sources import download_name
+from catsdogs.stages.download import build_raw
+from catsdogs.sources import http
+from catsdogs.core.extract import verify_zip
+from catsdogs.core.params import DownloadParams, ExtractionLimits
+from catsdogs.sources.fetch import download_name
 
 LIMITS = ExtractionLimits()
 MAX_BYTES = LIMITS.max_total_bytes
@@ -236,7 +236,7 @@ def test_a_stalled_connection_times_out_and_resumes(serve, tmp_path, caplog):
     # only the client's read timeout (0.3 s) gets the download going again.
     payload = microsoft_zip()
     url, state = serve(payload, "hold_open")
-    caplog.set_level("WARNING", logger="stages.lib.http")
+    caplog.set_level("WARNING", logger="catsdogs.sources.http")
     started = time.monotonic()
     target = http.download_file(url, tmp_path / "a.zip", retries=2, timeout_s=0.3, max_bytes=MAX_BYTES, verify=verify)
     elapsed = time.monotonic() - started
@@ -269,7 +269,7 @@ def test_http_416_for_a_range_already_complete_finishes_the_download(serve, tmp_
 def test_http_416_for_a_stale_part_starts_over(serve, tmp_path, caplog):
     payload = microsoft_zip()
     url, state = serve(payload, "stale_then_416")
-    caplog.set_level("WARNING", logger="stages.lib.http")
+    caplog.set_level("WARNING", logger="catsdogs.sources.http")
     target = http.download_file(url, tmp_path / "a.zip", retries=3, timeout_s=5, max_bytes=MAX_BYTES, verify=verify)
     assert target.read_bytes() == payload
     assert "HTTP 416 for the resumed range; starting over" in caplog.text
@@ -279,7 +279,7 @@ def test_http_416_for_a_stale_part_starts_over(serve, tmp_path, caplog):
 def test_a_206_at_the_wrong_offset_starts_over(serve, tmp_path, caplog):
     payload = microsoft_zip()
     url, state = serve(payload, "wrong_offset")
-    caplog.set_level("WARNING", logger="stages.lib.http")
+    caplog.set_level("WARNING", logger="catsdogs.sources.http")
     target = http.download_file(url, tmp_path / "a.zip", retries=3, timeout_s=5, max_bytes=MAX_BYTES, verify=verify)
     assert target.read_bytes() == payload  # not the first half followed by the whole file
     assert "resumed at the wrong offset; starting over" in caplog.text
@@ -289,7 +289,7 @@ def test_a_206_at_the_wrong_offset_starts_over(serve, tmp_path, caplog):
 def test_a_206_body_longer_than_its_range_starts_over(serve, tmp_path, caplog):
     payload = microsoft_zip()
     url, state = serve(payload, "long_range")
-    caplog.set_level("WARNING", logger="stages.lib.http")
+    caplog.set_level("WARNING", logger="catsdogs.sources.http")
     target = http.download_file(url, tmp_path / "a.zip", retries=3, timeout_s=5, max_bytes=MAX_BYTES, verify=verify)
     assert target.read_bytes() == payload
     assert f"more than the announced {len(payload)}; starting over" in caplog.text

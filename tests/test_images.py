@@ -1,4 +1,4 @@
-"""Decode-checking and normalizing untrusted images (stages/lib/images.py) on files the tests write."""
+"""Decode-checking and normalizing untrusted images (catsdogs/data/images.py) on files the tests write."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from stages.lib.images import (
+from catsdogs.data.images import (
     DROP_REASONS,
     NORMALIZE_REASONS,
     ImageCheck,
@@ -316,7 +316,7 @@ def repeated_scans(size: int, repeats: int) -> bytes:
 
 
 def test_jpeg_scans_are_counted_from_the_markers() -> None:
-    from stages.lib.images import MAX_JPEG_SCANS, jpeg_marker_counts, jpeg_scan_count
+    from catsdogs.data.images import MAX_JPEG_SCANS, jpeg_marker_counts, jpeg_scan_count
 
     for mode, progressive, scans in (("RGB", False, 1), ("RGB", True, 10), ("L", True, 6)):
         buffer = io.BytesIO()
@@ -368,7 +368,7 @@ def test_a_jpeg_of_a_flood_of_marker_segments_is_dropped_before_any_decode(tmp_p
 def test_what_libjpeg_prints_stays_off_the_terminal(tmp_path: Path, capfd, caplog) -> None:
     path = tmp_path / "inconsistent.jpg"
     path.write_bytes(repeated_scans(64, 20))  # under the bound: decoded, and libjpeg complains on fd 2
-    with caplog.at_level("DEBUG", logger="stages.lib.data"):
+    with caplog.at_level("DEBUG", logger="catsdogs.data.datasets"):
         check(path, max_pixels=1_000_000)
         os.write(2, b"fd 2 is back\n")
     error = capfd.readouterr().err

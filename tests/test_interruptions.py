@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stages.lib.debris import remove_debris
+from catsdogs.core.debris import remove_debris
 from tests.conftest import ROOT, copy_pipeline, run, update_params
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -24,7 +24,7 @@ ENV = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
 # or waits to be killed (a stage still running).
 MAKE_TEMPORARY = """
 import os, signal, sys, time
-from stages.lib.io import atomic_path
+from catsdogs.core.io import atomic_path
 with atomic_path(sys.argv[1]) as temporary:
     temporary.mkdir()
     (temporary / "half-written").write_text("x")
@@ -84,7 +84,7 @@ def test_a_stage_removes_what_its_killed_run_left_and_nothing_else(tmp_path: Pat
         running = repo / live.stdout.readline().strip()  # a download still running elsewhere: kept
         assert running.is_dir()
         result = subprocess.run(
-            [sys.executable, "-m", "stages.download"], cwd=repo, env=ENV, capture_output=True, text=True, timeout=300
+            [sys.executable, "-m", "catsdogs.stages", "download"], cwd=repo, env=ENV, capture_output=True, text=True, timeout=300
         )
         assert result.returncode == 0, result.stderr
         assert "left by an interrupted run" in result.stderr
@@ -119,7 +119,7 @@ import atexit, os, signal, sys
 def _stage():
     argv = getattr(sys, "orig_argv", sys.argv)
     for flag, module in zip(argv, argv[1:]):
-        if flag == "-m" and module.startswith("stages.") and module != "stages.cli":
+        if flag == "-m" and module.startswith("stages.") and module != "catsdogs.cli":
             return module.split(".", 1)[1]
     return None
 
@@ -282,7 +282,7 @@ def test_a_killed_stage_reruns_to_the_uninterrupted_outputs(
 def test_every_declared_output_resolves_to_a_path_in_the_repository(monkeypatch) -> None:
     """The debris cleanup finds a stage's outputs through dvc.yaml: every ${paths.*} there must resolve
     (a key with digits, paths.vgg16_weights, once stayed a literal template and its temporaries stayed)."""
-    from stages.lib.debris import declared_outputs
+    from catsdogs.core.debris import declared_outputs
 
     monkeypatch.chdir(ROOT)
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]

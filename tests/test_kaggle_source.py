@@ -30,9 +30,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from stages.download import build_raw
-from stages.lib.params import DownloadParams, KaggleFiles
-from stages.lib.sources import ALTERNATIVES
+from catsdogs.stages.download import build_raw
+from catsdogs.core.params import DownloadParams, KaggleFiles
+from catsdogs.sources.fetch import ALTERNATIVES
 from tests.conftest import ROOT, run
 
 COMPETITION = "dogs-vs-cats-redux-kernels-edition"
@@ -383,6 +383,6 @@ def test_unknown_file_gives_a_404_hint(fake_kaggle, tmp_path):
 
 
 def test_the_kaggle_client_is_imported_lazily():
-    code = "import sys, stages.download, stages.lib.sources; print('kaggle' in sys.modules)"
+    code = "import sys, catsdogs.stages.download, catsdogs.sources.fetch; print('kaggle' in sys.modules)"
     result = run([sys.executable, "-c", code], ROOT, timeout=120)
     assert result.stdout.strip() == "False"

@@ -1,4 +1,4 @@
-"""Content manifests (stages/lib/manifest.py): the files downstream stages depend on instead of the photo folders.
+"""Content manifests (catsdogs/core/manifest.py): the files downstream stages depend on instead of the photo folders.
 
 Unit tests of the manifest itself, and a real `dvc repro` in which a photo keeps its
 name and size but changes its bytes upstream (the downstream stages must rerun), and
@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from stages.lib.io import file_hash
-from stages.lib.manifest import manifest, tree_entries, write_manifest
-from stages.lib.synthetic import write_kaggle_train
+from catsdogs.core.io import file_hash
+from catsdogs.core.manifest import manifest, tree_entries, write_manifest
+from catsdogs.sources.synthetic import write_kaggle_train
 from tests.conftest import dvc_status, run, stages_ran, update_params
 
 JFIF_X_DENSITY_LOW_BYTE = 15  # Pillow's JPEGs start with a JFIF header: a byte no decoder reads

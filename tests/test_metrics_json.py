@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from stages.lib.io import METRIC_DECIMALS, metrics_for_json
+from catsdogs.core.io import METRIC_DECIMALS, metrics_for_json
 
 
 def test_floats_are_rounded_to_six_decimals():
@@ -56,8 +56,8 @@ def test_numpy_scalars_become_plain_json_numbers():
 def test_a_one_class_validation_split_gives_a_null_roc_auc(tmp_path):
     """Only cats scored (evaluate's folder reader refuses an empty class, so through the metrics it
     builds from): ROC AUC is undefined and written as null; the rest is scored."""
-    from stages.lib.io import write_json
-    from stages.lib.metrics import classification_metrics, clip_probabilities
+    from catsdogs.core.io import write_json
+    from catsdogs.predict.metrics import classification_metrics, clip_probabilities
 
     scores = classification_metrics([0] * 6, clip_probabilities([0.1, 0.2, 0.3, 0.6, 0.0, 1.0], 0.005))
     assert math.isnan(scores["roc_auc"])

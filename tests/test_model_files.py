@@ -1,7 +1,7 @@
 """Model files: the same model always saves to the same bytes, and the file loads as Keras wrote it.
 
 Keras writes the save time and Python object ids into every ``.keras`` archive;
-without :func:`stages.lib.model_files.normalize_archive` a retrained model with
+without :func:`catsdogs.models.files.normalize_archive` a retrained model with
 identical weights would be a new file to DVC (tests/test_pipeline_features.py
 checks that end to end).
 """
@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stages.lib.model_files import load_model, renumber_shared_objects, save_model
-from stages.lib.scratch_model import build_scratch_cnn, make_optimizer
+from catsdogs.models.files import load_model, renumber_shared_objects, save_model
+from catsdogs.models.scratch import build_scratch_cnn, make_optimizer
 
 SIZE = 32
 

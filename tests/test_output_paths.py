@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stages.lib.params import PathsParams, load_params, validate_params
-from stages.lib.synthetic import write_kaggle_train
+from catsdogs.core.params import PathsParams, load_params, validate_params
+from catsdogs.sources.synthetic import write_kaggle_train
 from tests.conftest import ROOT
 
 
@@ -77,7 +77,7 @@ def test_the_raw_tree_holds_its_train_and_test_folders() -> None:
 
 
 def test_a_stage_outside_dvc_refuses_a_path_outside_the_repo_before_touching_it(tmp_path: Path) -> None:
-    """`python -m stages.split` with paths.validation: ../outside exits 1 and leaves the outside file alone."""
+    """`python -m catsdogs.stages split` with paths.validation: ../outside exits 1 and leaves the outside file alone."""
     repo = tmp_path / "repo"
     repo.mkdir()
     outside = tmp_path / "outside"
@@ -92,7 +92,7 @@ def test_a_stage_outside_dvc_refuses_a_path_outside_the_repo_before_touching_it(
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
     result = subprocess.run(
-        [sys.executable, "-m", "stages.split"], cwd=repo, env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "catsdogs.stages", "split"], cwd=repo, env=env, capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 1, result.stderr
     assert "paths.validation ('../outside') leaves the repository" in result.stderr
@@ -138,9 +138,9 @@ def test_a_path_param_on_files_git_tracks_is_refused_naming_the_key_and_a_file(t
 def test_a_committed_uncached_report_recorded_in_dvc_lock_is_not_refused(tmp_path: Path, monkeypatch) -> None:
     """metrics.json, history.csv and plots are `cache: false` outputs a user may commit to git."""
     lock = (
-        "schema: '2.0'\nstages:\n  split:\n    cmd: python -m stages.split\n    outs:\n"
+        "schema: '2.0'\nstages:\n  split:\n    cmd: python -m catsdogs.stages split\n    outs:\n"
         "    - path: reports/data/split.json\n      hash: md5\n      md5: 0\n"
-        "  train_scratch:\n    cmd: python -m stages.train_scratch\n    outs:\n"
+        "  train_scratch:\n    cmd: python -m catsdogs.stages train_scratch\n    outs:\n"
         "    - path: reports/scratch\n      hash: md5\n      md5: 0\n"
     )
     repo = git_repo(tmp_path / "repo", {
@@ -202,7 +202,7 @@ def test_the_download_stage_refuses_a_raw_path_on_a_tracked_folder_before_writin
     from tests.conftest import run
 
     repo = docs_repo(dvc_repo)
-    refused_naming_the_key_and_a_file(run([sys.executable, "-m", "stages.download"], repo, check=False))
+    refused_naming_the_key_and_a_file(run([sys.executable, "-m", "catsdogs.stages", "download"], repo, check=False))
     assert docs_intact(repo)
 
 

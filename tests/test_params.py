@@ -1,4 +1,4 @@
-"""The one validating params loader (stages/lib/params.py)."""
+"""The one validating params loader (catsdogs/core/params.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from stages.lib.params import Params, load_params, validate_params
+from catsdogs.core.params import Params, load_params, validate_params
 from tests.conftest import ROOT
 
 
@@ -236,10 +236,10 @@ def test_the_stages_read_params_exactly_as_dvc_does(document: str) -> None:
     """A future DVC (or ruamel.yaml) that reads params differently fails this, not a silent run."""
     from dvc.utils.serialize import parse_yaml
 
-    from stages.lib import params as loader
+    from catsdogs.core import params as loader
 
     parse = getattr(loader, "parse_params", None)
-    assert parse is not None, "stages.lib.params has no parse_params: the stages read params with their own YAML"
+    assert parse is not None, "catsdogs.core.params has no parse_params: the stages read params with their own YAML"
     ours, dvc = parse(document), parse_yaml(document, "params.yaml")
     assert repr(ours) == repr(dvc)  # repr: nan == nan, and 1, 1.0 and True differ
 

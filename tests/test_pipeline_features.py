@@ -66,7 +66,7 @@ def test_only_stages_whose_inputs_changed_rerun(dvc_repo: Path) -> None:
     # Code that changes no result (a comment): train_top reruns and, deterministic, saves the
     # same bytes (no save time, no object ids in the file), so finetune does not rerun.
     top_model = locked(dvc_repo, "train_top")["outs"][0]
-    with open(dvc_repo / "stages/train_top.py", "a") as code:
+    with open(dvc_repo / "catsdogs/stages/train_top.py", "a") as code:
         code.write("# a comment\n")
     assert changed(dvc_repo) == {"train_top"}
     third = run(["dvc", "repro", "finetune"], dvc_repo)

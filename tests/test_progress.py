@@ -1,4 +1,4 @@
-"""The estimate of the time left that stages log (stages.lib.progress), and where each stage logs it:
+"""The estimate of the time left that stages log (catsdogs.core.progress), and where each stage logs it:
 training (the Keras callback), split's decode-check, evaluate's predictions per image model, and the
 predictions of the submission and ``catsdogs predict``."""
 
@@ -10,8 +10,8 @@ import logging
 import numpy as np
 import yaml
 
-from stages.lib.params import validate_params
-from stages.lib.progress import WorkEstimate, format_duration, training_estimate_callback
+from catsdogs.core.params import validate_params
+from catsdogs.core.progress import WorkEstimate, format_duration, training_estimate_callback
 from tests.tiny_models import IMAGE_SIZE, make_workspace, tiny_image_model
 
 
@@ -71,8 +71,8 @@ def test_training_logs_its_work_an_estimate_and_the_first_epoch(caplog):
 
 
 def test_split_estimates_its_decode_check(tmp_path, caplog, monkeypatch):
-    from stages import split
-    from stages.lib.synthetic import write_kaggle_train
+    from catsdogs.stages import split
+    from catsdogs.sources.synthetic import write_kaggle_train
 
     caplog.set_level(logging.INFO, logger="split")
     monkeypatch.setattr(split, "ESTIMATE_AFTER", 5)
@@ -85,7 +85,7 @@ def test_split_estimates_its_decode_check(tmp_path, caplog, monkeypatch):
 
 
 def test_evaluate_estimates_each_image_model(tmp_path, caplog):
-    from stages import evaluate
+    from catsdogs.stages import evaluate
 
     caplog.set_level(logging.INFO, logger="evaluate")
     root = make_workspace(tmp_path)
@@ -101,10 +101,10 @@ def test_evaluate_estimates_each_image_model(tmp_path, caplog):
 
 
 def test_predictions_of_files_estimate_after_two_chunks(tmp_path, caplog):
-    from stages.lib.predict import CHUNK_BATCHES, predict_files
-    from stages.lib.synthetic import write_kaggle_test
+    from catsdogs.predict.predictor import CHUNK_BATCHES, predict_files
+    from catsdogs.sources.synthetic import write_kaggle_test
 
-    caplog.set_level(logging.INFO, logger="stages.lib.predict")
+    caplog.set_level(logging.INFO, logger="catsdogs.predict.predictor")
     files = write_kaggle_test(tmp_path / "test", 2 * CHUNK_BATCHES + 4, IMAGE_SIZE, seed=5)
     defaults = validate_params({})
     results = predict_files(tiny_image_model(0), files, IMAGE_SIZE, 1, defaults.evaluate.clip,
@@ -118,7 +118,7 @@ def test_evaluating_a_model_estimates_like_predicting(caplog):
     """finetune scores its starting point with model.evaluate (a whole VGG16 pass on a CPU): the same estimate."""
     import keras
 
-    from stages.lib.progress import prediction_estimate_callback
+    from catsdogs.core.progress import prediction_estimate_callback
 
     caplog.set_level(logging.INFO, logger="progress-test")
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1, activation="sigmoid")])

@@ -11,14 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stages.lib.params import validate_params
-from stages.lib.synthetic import write_split_layout
+from catsdogs.core.params import validate_params
+from catsdogs.sources.synthetic import write_split_layout
 
 SIZE = 32
 
 
 def test_the_modern_cnn_has_batch_norm_global_pooling_and_inference_layers_only():
-    from stages.lib.scratch_model import build_modern_cnn
+    from catsdogs.models.scratch import build_modern_cnn
 
     model = build_modern_cnn((150, 150, 3), [32, 64, 128, 256], 0.3)
     names = [layer.__class__.__name__ for layer in model.layers]
@@ -33,7 +33,7 @@ def test_the_modern_cnn_has_batch_norm_global_pooling_and_inference_layers_only(
 
 
 def test_the_modern_schedule_warms_up_then_decays_to_zero():
-    from stages.lib.scratch_model import make_modern_optimizer
+    from catsdogs.models.scratch import make_modern_optimizer
 
     optimizer = make_modern_optimizer(0.002, 1e-4, warmup_epochs=2, epochs=10, steps_per_epoch=5)
     schedule = optimizer.learning_rate if callable(optimizer.learning_rate) else optimizer._learning_rate
@@ -56,7 +56,7 @@ def test_the_modern_schedule_warms_up_then_decays_to_zero():
     ],
 )
 def test_the_chance_check_accounts_for_class_balance_and_sample_size(accuracy, labels, at_chance):
-    from stages.lib.training import chance_check
+    from catsdogs.train.training import chance_check
 
     result = chance_check(accuracy, np.array(labels))
     assert result["at_chance"] is at_chance
@@ -65,7 +65,7 @@ def test_the_chance_check_accounts_for_class_balance_and_sample_size(accuracy, l
 
 
 def test_a_summary_names_a_model_that_did_not_learn():
-    from stages.lib.summary import chance_warnings
+    from catsdogs.report.summary import chance_warnings
 
     lines = chance_warnings({"scratch": {"at_chance": True, "best_val_accuracy": 0.5, "chance_accuracy": 0.5},
                              "top": {"at_chance": False}})
@@ -86,8 +86,8 @@ def arguments(root: Path, changes: dict) -> dict:
 
 @pytest.mark.slow
 def test_the_modern_recipe_trains_keeps_its_best_epoch_and_says_so(tmp_path):
-    from stages.lib.model_files import load_model
-    from stages.train_scratch import train_scratch
+    from catsdogs.models.files import load_model
+    from catsdogs.stages.train_scratch import train_scratch
 
     write_split_layout(tmp_path / "data/train", 40, SIZE, seed=1)
     write_split_layout(tmp_path / "data/validation", 20, SIZE, seed=2)
@@ -103,7 +103,7 @@ def test_the_modern_recipe_trains_keeps_its_best_epoch_and_says_so(tmp_path):
     model = load_model(tmp_path / "models/scratch.keras")
     assert model.name == "modern_cnn"
     # The saved weights are the best epoch's: they reproduce its validation loss, not the last epoch's.
-    from stages.lib.data import list_labelled_images, make_image_dataset
+    from catsdogs.data.datasets import list_labelled_images, make_image_dataset
 
     validation = make_image_dataset(*list_labelled_images(tmp_path / "data/validation"), SIZE, 8)
     model.compile(loss="binary_crossentropy", metrics=["accuracy"])
@@ -113,7 +113,7 @@ def test_the_modern_recipe_trains_keeps_its_best_epoch_and_says_so(tmp_path):
 
 @pytest.mark.slow
 def test_early_stopping_waits_for_start_from_epoch(tmp_path):
-    from stages.train_scratch import train_scratch
+    from catsdogs.stages.train_scratch import train_scratch
 
     write_split_layout(tmp_path / "data/train", 16, SIZE, seed=1)
     write_split_layout(tmp_path / "data/validation", 8, SIZE, seed=2)
@@ -126,7 +126,7 @@ def test_early_stopping_waits_for_start_from_epoch(tmp_path):
 
 @pytest.mark.slow
 def test_a_run_at_chance_warns_or_fails_as_asked(tmp_path, caplog):
-    from stages.train_scratch import train_scratch
+    from catsdogs.stages.train_scratch import train_scratch
 
     write_split_layout(tmp_path / "data/train", 16, SIZE, seed=1)
     write_split_layout(tmp_path / "data/validation", 8, SIZE, seed=2)

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 import yaml
 
-from stages.lib.resume import Backup, backup_key
-from stages.lib.synthetic import write_split_layout
+from catsdogs.train.resume import Backup, backup_key
+from catsdogs.sources.synthetic import write_split_layout
 from tests.conftest import ROOT
 
 SIZE = 32
@@ -42,7 +42,7 @@ def workspace(root: Path) -> Path:
 
 def run_stage(root: Path, stage: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", f"stages.{stage}"], cwd=root, env=ENV, capture_output=True, text=True,
+        [sys.executable, "-m", "catsdogs.stages", stage], cwd=root, env=ENV, capture_output=True, text=True,
         timeout=600,
     )
 
@@ -54,7 +54,7 @@ def snapshots(root: Path, stage: str) -> list[Path]:
 def kill_after_epoch(root: Path, stage: str, epochs_done: int) -> int:
     """Run the stage, SIGKILL it once its backup holds ``epochs_done`` epochs; return the epochs it holds."""
     process = subprocess.Popen(
-        [sys.executable, "-m", f"stages.{stage}"], cwd=root, env=ENV, stdout=subprocess.DEVNULL,
+        [sys.executable, "-m", "catsdogs.stages", stage], cwd=root, env=ENV, stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE, text=True,
     )
     deadline = time.monotonic() + 600
@@ -86,7 +86,7 @@ def check_resumed(root: Path, stage: str, reports: str, model_file: str, done: i
     assert 1 <= metrics["best_epoch"] <= epochs and 0 <= metrics["best_val_accuracy"] <= 1
     assert not (root / ".backups").exists()  # removed once the outputs are written
 
-    from stages.lib.model_files import load_model
+    from catsdogs.models.files import load_model
 
     model = load_model(root / model_file)
     images = np.zeros((2, SIZE, SIZE, 3), dtype="float32")
@@ -140,7 +140,7 @@ def test_a_change_of_params_data_or_code_never_resumes_a_stale_backup(tmp_path: 
     code = tmp_path / "stages"
     (code / "lib").mkdir(parents=True)
     (code / "lib/model.py").write_text("LAYERS = 3\n")
-    monkeypatch.setattr("stages.lib.resume.CODE_ROOT", code)
+    monkeypatch.setattr("catsdogs.train.resume.CODE_ROOT", code)
     before = backup_key("train_scratch", params, [data / "train"])
     (code / "lib/model.py").write_text("LAYERS = 4\n")
     assert backup_key("train_scratch", params, [data / "train"]) != before
@@ -158,7 +158,7 @@ def test_a_change_of_params_data_or_code_never_resumes_a_stale_backup(tmp_path: 
 def test_the_backup_restores_weights_optimizer_state_history_and_early_stopping(tmp_path: Path) -> None:
     import keras
 
-    from stages.lib.resume import backup_callback
+    from catsdogs.train.resume import backup_callback
 
     def model_and_stopping():
         keras.utils.set_random_seed(0)
@@ -204,7 +204,7 @@ def test_a_damaged_backup_is_a_clear_error_and_a_failed_backup_does_not_stop_tra
 ) -> None:
     import keras
 
-    from stages.lib.resume import backup_callback
+    from catsdogs.train.resume import backup_callback
 
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1, activation="sigmoid")])
     model.compile(optimizer="sgd", loss="binary_crossentropy")

@@ -92,9 +92,9 @@ def write_project(folder: Path, download: dict) -> None:
 
 
 def run_download(folder: Path, env: dict) -> subprocess.CompletedProcess:
-    """``python -m stages.download`` in ``folder``."""
+    """``python -m catsdogs.stages download`` in ``folder``."""
     return subprocess.run(
-        [sys.executable, "-m", "stages.download"], cwd=folder, env=env, capture_output=True,
+        [sys.executable, "-m", "catsdogs.stages", "download"], cwd=folder, env=env, capture_output=True,
         timeout=SUBPROCESS_TIMEOUT_S,
     )
 

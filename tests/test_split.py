@@ -1,4 +1,4 @@
-"""The split stage (stages/split.py) on generated folders of cat.N.jpg / dog.N.jpg."""
+"""The split stage (catsdogs/stages/split.py) on generated folders of cat.N.jpg / dog.N.jpg."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import pytest
 import yaml
 from PIL import Image
 
-from stages import split as split_stage
-from stages.lib.synthetic import write_kaggle_train
-from stages.lib.labels import parse_train_name
-from stages.lib.params import validate_params
-from stages.split import choose_split, class_quotas, list_raw_images, split_dataset
+from catsdogs.stages import split as split_stage
+from catsdogs.sources.synthetic import write_kaggle_train
+from catsdogs.core.labels import parse_train_name
+from catsdogs.core.params import validate_params
+from catsdogs.stages.split import choose_split, class_quotas, list_raw_images, split_dataset
 from tests.conftest import run
 from tests.test_images import (
     MAX_PIXELS,
@@ -305,7 +305,7 @@ def test_cli_exits_1_with_a_one_line_error(tmp_path: Path, split: dict, message:
     if "n" in split:
         make_raw(tmp_path / "data" / "raw" / "train", 3, 3)
     write_params(tmp_path, split)
-    result = run(["python", "-m", "stages.split"], tmp_path, check=False)
+    result = run(["python", "-m", "catsdogs.stages", "split"], tmp_path, check=False)
     assert result.returncode == 1
     assert message in result.stderr
     assert "Traceback" not in result.stderr

@@ -10,12 +10,13 @@ import sys
 import pytest
 import yaml
 
-from stages import STARTUP_NOISE
+from catsdogs.core.quiet import STARTUP_NOISE
 from tests.conftest import ROOT
 from tests.tiny_models import make_workspace
 
-# What a stage does first: import the package, then TensorFlow, then ask for devices.
-IMPORT = "import stages, tensorflow as tf; tf.config.list_physical_devices(); print('ready')"
+# What a stage does first (catsdogs/stages/__main__.py): quiet TensorFlow, import it, ask for devices.
+IMPORT = ("from catsdogs.core.quiet import quiet_tensorflow; quiet_tensorflow(); "
+          "import tensorflow as tf; tf.config.list_physical_devices(); print('ready')")
 RETRACING = "triggered tf.function retracing"
 
 
@@ -57,10 +58,35 @@ def test_evaluate_keeps_tensorflow_s_retracing_warning_out_unless_asked(tmp_path
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["common"]["batch_size"] = 5
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    evaluate = [sys.executable, "-m", "stages.evaluate"]
+    evaluate = [sys.executable, "-m", "catsdogs.stages", "evaluate"]
     if RETRACING not in stderr_with("0", evaluate, root):  # asked for everything: the warning shows
         pytest.skip("this TensorFlow does not warn about retracing here (nothing to filter)")
     for level in (None, "2"):
         stderr = stderr_with(level, evaluate, root)
         assert RETRACING not in stderr
         assert "evaluate: wrote reports/evaluate" in stderr  # the stage's own lines still show
+
+
+def test_importing_the_package_changes_nothing_in_the_process():
+    """Every module imports without installing an import hook, filtering a logger or moving fd 2:
+    quieting TensorFlow is the explicit call a stage or the command makes where it starts."""
+    probe = (
+        "import logging, os, pkgutil, importlib, sys, catsdogs\n"
+        "ours = lambda: [f for f in sys.meta_path if type(f).__module__.startswith('catsdogs')]\n"
+        "before = os.fstat(2).st_ino\n"
+        "names = [m.name for m in pkgutil.walk_packages(catsdogs.__path__, 'catsdogs.') if not m.name.endswith('__main__')]\n"
+        "for name in names: importlib.import_module(name)\n"
+        "assert len(names) > 30, names\n"
+        "assert os.fstat(2).st_ino == before, 'fd 2 moved'\n"
+        "assert not ours(), 'an import hook'\n"
+        "assert not logging.getLogger('tensorflow').filters, 'a filter'\n"
+        "assert os.environ.get('TF_CPP_MIN_LOG_LEVEL') == os.environ.get('LEVEL_BEFORE'), 'environment'\n"
+        "print('unchanged')\n"
+    )
+    env = {key: value for key, value in os.environ.items()}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")]))
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)
+    env.pop("LEVEL_BEFORE", None)
+    result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0 and result.stdout.strip() == "unchanged", result.stderr[-2000:]

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from stages.submission import HEADER, choose_model, format_submission, list_test_images, main
+from catsdogs.stages.submission import HEADER, choose_model, format_submission, list_test_images, main
 from tests.tiny_models import make_workspace
 
 
@@ -41,8 +41,8 @@ def test_choose_model_reads_the_evaluate_metrics(tmp_path):
 def test_submission_uses_the_best_model_and_clips(tmp_path, monkeypatch, caplog):
     from PIL import Image
 
-    from stages.lib.predict import read_image
-    from stages.lib.model_files import load_model
+    from catsdogs.predict.predictor import read_image
+    from catsdogs.models.files import load_model
 
     root = make_workspace(tmp_path)
     write_metrics(root, {"scratch": 0.7, "finetune": 0.2, "top": 0.9})
@@ -72,7 +72,7 @@ def test_submission_uses_the_best_model_and_clips(tmp_path, monkeypatch, caplog)
 
 def test_submission_with_the_top_model_stacks_vgg16(tmp_path, monkeypatch):
     """``top`` takes features: for images it runs on VGG16 (random weights here) at the params' size."""
-    from stages.lib.params import load_params
+    from catsdogs.core.params import load_params
 
     root = make_workspace(tmp_path)
     write_metrics(root, {"scratch": 0.7, "top": 0.1})
@@ -83,7 +83,7 @@ def test_submission_with_the_top_model_stacks_vgg16(tmp_path, monkeypatch):
 
 
 def test_without_a_test_set_the_header_is_written(tmp_path, monkeypatch, caplog):
-    from stages.lib.params import load_params
+    from catsdogs.core.params import load_params
 
     root = make_workspace(tmp_path, with_test=False)
     monkeypatch.chdir(root)
@@ -97,10 +97,10 @@ def test_top_model_on_images_matches_features_from_the_same_vgg16(tmp_path, monk
     """Stacked on VGG16 (paths.vgg16_weights), ``top`` gives what it gives on extract_features' features."""
     import keras
 
-    from stages.lib import vgg
-    from stages.lib.params import load_params
-    from stages.lib.predict import read_image
-    from stages.lib.model_files import save_model
+    from catsdogs.models import vgg
+    from catsdogs.core.params import load_params
+    from catsdogs.predict.predictor import read_image
+    from catsdogs.models.files import save_model
 
     root = make_workspace(tmp_path)
     keras.utils.set_random_seed(7)

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import yaml
 
-from stages.lib.params import validate_params
-from stages.lib.synthetic import write_split_layout
+from catsdogs.core.params import validate_params
+from catsdogs.sources.synthetic import write_split_layout
 from tests.conftest import run, update_params
 
 SIZE = 32  # tiny images keep every run to seconds on two CPU cores
@@ -61,7 +61,7 @@ def float32_policy():
 
 
 def test_builder_has_the_tutorial_shapes_and_parameter_count():
-    from stages.lib.scratch_model import build_scratch_cnn
+    from catsdogs.models.scratch import build_scratch_cnn
 
     model = build_scratch_cnn((150, 150, 3), [32, 32, 64], 64, 0.25, 0.5)  # the tutorial's values
     shapes = {layer.name: tuple(layer.output.shape[1:]) for layer in model.layers}
@@ -85,7 +85,7 @@ def test_builder_has_the_tutorial_shapes_and_parameter_count():
 
 
 def test_builder_refuses_an_image_size_too_small_for_the_conv_stack():
-    from stages.lib.scratch_model import build_scratch_cnn, check_image_size
+    from catsdogs.models.scratch import build_scratch_cnn, check_image_size
 
     check_image_size(32, 3)  # 32 -> 16 -> 14 -> 7 -> 5 -> 2: fine
     # Five blocks need 92: 92 -> 46 -> 44 -> 22 -> 20 -> 10 -> 8 -> 4 -> 2 -> 1.
@@ -97,7 +97,7 @@ def test_builder_refuses_an_image_size_too_small_for_the_conv_stack():
 
 
 def test_schedule_is_the_tutorials_per_step_time_decay():
-    from stages.lib.scratch_model import make_optimizer, time_decay_schedule
+    from catsdogs.models.scratch import make_optimizer, time_decay_schedule
 
     schedule = time_decay_schedule(0.01, None, epochs=50)  # decay = lr / epochs = 2e-4
     for step in (0, 1, 25, 1000):
@@ -110,7 +110,7 @@ def test_schedule_is_the_tutorials_per_step_time_decay():
 def test_augmentation_changes_images_not_labels_and_can_be_switched_off():
     import tensorflow as tf
 
-    from stages.lib.augmentation import augmentation_layers, batch_augmentation
+    from catsdogs.data.augmentation import augmentation_layers, batch_augmentation
 
     off = {"shear": 0.0, "zoom": 0.0, "horizontal_flip": False, "rotation": 0.0, "translation": 0.0, "contrast": 0.0}
     tutorial = {**off, "shear": 0.2, "zoom": 0.2, "horizontal_flip": True}
@@ -131,14 +131,14 @@ def test_augmentation_changes_images_not_labels_and_can_be_switched_off():
 
 @pytest.mark.slow
 def test_stage_learns_writes_every_output_and_the_model_reloads(tmp_path):
-    from stages.lib.data import list_labelled_images, make_image_dataset
-    from stages.lib.model_files import load_model
+    from catsdogs.data.datasets import list_labelled_images, make_image_dataset
+    from catsdogs.models.files import load_model
 
     make_data(tmp_path)
     # Deterministic (seeded augmentation, shuffling and ops): the accuracy bound below cannot flake. In a
     # subprocess: TensorFlow's op determinism, once on, stays on for the rest of a process.
     write_params(tmp_path, {**RUN_PARAMS, "common": {**RUN_PARAMS["common"], "deterministic": True}})
-    run(["python", "-m", "stages.train_scratch"], cwd=tmp_path)
+    run(["python", "-m", "catsdogs.stages", "train_scratch"], cwd=tmp_path)
 
     metrics = json.loads((tmp_path / "reports/scratch/metrics.json").read_text())
     # 40 validation images, chance 0.5: P(>= 32 right by luck) ~ 1e-4. The synthetic classes differ in
@@ -162,7 +162,7 @@ def test_stage_learns_writes_every_output_and_the_model_reloads(tmp_path):
 
 @pytest.mark.slow
 def test_early_stopping_ends_a_run_whose_validation_loss_stops_improving(tmp_path):
-    from stages.train_scratch import train_scratch
+    from catsdogs.stages.train_scratch import train_scratch
 
     make_data(tmp_path, train_count=24, validation_count=16)
     # Random labels: move a seeded random half of each class folder into the other one, so
@@ -184,8 +184,8 @@ def test_early_stopping_ends_a_run_whose_validation_loss_stops_improving(tmp_pat
 def test_mixed_precision_keeps_a_float32_output(tmp_path):
     import keras
 
-    from stages.lib.model_files import load_model
-    from stages.train_scratch import train_scratch
+    from catsdogs.models.files import load_model
+    from catsdogs.stages.train_scratch import train_scratch
 
     make_data(tmp_path, train_count=8, validation_count=4)
     train_scratch(**params_for(tmp_path, {"train_scratch": {"epochs": 1, "mixed_precision": True}}))
@@ -208,7 +208,7 @@ def test_mixed_precision_keeps_a_float32_output(tmp_path):
     ids=["empty-class", "single-class", "unreadable-image"],
 )
 def test_bad_input_stops_before_training_with_a_clear_error(tmp_path, damage, message):
-    from stages.train_scratch import train_scratch
+    from catsdogs.stages.train_scratch import train_scratch
 
     make_data(tmp_path, train_count=4, validation_count=2)
     damage(tmp_path)
@@ -218,7 +218,7 @@ def test_bad_input_stops_before_training_with_a_clear_error(tmp_path, damage, me
 
 
 def test_too_small_image_size_for_the_filters_is_refused(tmp_path):
-    from stages.train_scratch import train_scratch
+    from catsdogs.stages.train_scratch import train_scratch
 
     make_data(tmp_path, train_count=2, validation_count=1)
     with pytest.raises(ValueError, match="common.image_size=32 is too small"):
@@ -227,7 +227,7 @@ def test_too_small_image_size_for_the_filters_is_refused(tmp_path):
 
 @pytest.mark.slow
 def test_an_image_unreadable_outside_the_checked_sample_is_named(tmp_path, monkeypatch):
-    from stages import train_scratch as stage
+    from catsdogs.stages import train_scratch as stage
 
     make_data(tmp_path, train_count=4, validation_count=2)
     (tmp_path / "data/train/dogs/dog.2.jpg").write_bytes(b"\xff\xd8 truncated jpeg")
@@ -240,7 +240,7 @@ def test_an_image_unreadable_outside_the_checked_sample_is_named(tmp_path, monke
 def test_a_failed_save_leaves_no_partial_model(tmp_path, monkeypatch):
     import keras
 
-    from stages.train_scratch import train_scratch
+    from catsdogs.stages.train_scratch import train_scratch
 
     make_data(tmp_path, train_count=4, validation_count=2)
 
@@ -259,7 +259,7 @@ def test_command_line_reports_bad_input_in_one_line(tmp_path):
     make_data(tmp_path, train_count=2, validation_count=1)
     shutil.rmtree(tmp_path / "data/train/dogs")
     write_params(tmp_path, RUN_PARAMS)
-    result = run(["python", "-m", "stages.train_scratch"], cwd=tmp_path, check=False)
+    result = run(["python", "-m", "catsdogs.stages", "train_scratch"], cwd=tmp_path, check=False)
     assert result.returncode == 1
     assert "train_scratch failed: class folder missing" in result.stderr
     assert "Traceback" not in result.stderr
@@ -267,7 +267,7 @@ def test_command_line_reports_bad_input_in_one_line(tmp_path):
 
 @pytest.mark.slow
 def test_dvc_repro_runs_the_stage(dvc_repo):
-    from stages.lib.manifest import write_manifest
+    from catsdogs.core.manifest import write_manifest
 
     make_data(dvc_repo, train_count=8, validation_count=4)
     # What split writes beside its folders: the stage's data dependency (dvc.yaml) is their manifest.
@@ -283,7 +283,7 @@ def test_dvc_repro_runs_the_stage(dvc_repo):
 
 @pytest.mark.slow
 def test_deterministic_runs_are_bit_identical_across_processes(tmp_path):
-    from stages.lib.model_files import load_model
+    from catsdogs.models.files import load_model
 
     make_data(tmp_path, train_count=8, validation_count=4)
     for run_name in ("first", "second"):
@@ -292,7 +292,7 @@ def test_deterministic_runs_are_bit_identical_across_processes(tmp_path):
             "train_scratch": {"epochs": 2},
             "paths": {"scratch_model": f"models/{run_name}.keras", "scratch_reports": f"reports/{run_name}"},
         })
-        run(["python", "-m", "stages.train_scratch"], cwd=tmp_path)
+        run(["python", "-m", "catsdogs.stages", "train_scratch"], cwd=tmp_path)
     first_model = load_model(tmp_path / "models/first.keras")
     first, second = first_model.get_weights(), load_model(tmp_path / "models/second.keras").get_weights()
     assert all(np.array_equal(a, b) for a, b in zip(first, second))

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stages.lib.synthetic import write_split_layout
+from catsdogs.sources.synthetic import write_split_layout
 from tests.conftest import ROOT, run
 
 SIZE = 32
@@ -27,8 +27,8 @@ TWO_LOGICAL_CPUS = """
 import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from stages.lib.runner import run_stage
-from stages.train_scratch import main
+from catsdogs.core.runner import run_stage
+from catsdogs.stages.train_scratch import main
 run_stage("train_scratch", main)
 """
 
@@ -67,7 +67,7 @@ def test_mirrored_strategy_trains_on_two_logical_cpus(tmp_path):
 
 
 def start_workers(directories: list[Path], logs: list[Path]) -> list[subprocess.Popen]:
-    """One ``python -m stages.train_scratch`` per directory, a cluster on fresh free ports, output to ``logs``."""
+    """One ``python -m catsdogs.stages train_scratch`` per directory, a cluster on fresh free ports, output to ``logs``."""
     cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(len(directories))]}
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH", "")])),
@@ -76,7 +76,7 @@ def start_workers(directories: list[Path], logs: list[Path]) -> list[subprocess.
     for index, (directory, log) in enumerate(zip(directories, logs)):
         with log.open("w") as output:
             processes.append(subprocess.Popen(
-                [sys.executable, "-m", "stages.train_scratch"], cwd=directory, stdout=output,
+                [sys.executable, "-m", "catsdogs.stages", "train_scratch"], cwd=directory, stdout=output,
                 stderr=subprocess.STDOUT, text=True, start_new_session=True,
                 env={**env, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})},
             ))
@@ -117,12 +117,12 @@ def test_multiworker_strategy_trains_with_two_worker_processes(tmp_path):
         assert process.returncode == 0, log[-3000:]
     for process, log in zip(processes, logs):
         assert process.returncode == 0, log[-3000:]
-    epochs = [[line.split(" INFO ")[1] for line in log.splitlines() if "stages.lib.multiworker: epoch" in line]
+    epochs = [[line.split(" INFO ")[1] for line in log.splitlines() if "catsdogs.train.multiworker: epoch" in line]
               for log in logs]
     assert len(epochs[0]) == 2 and epochs[0] == epochs[1]  # globally reduced figures agree
     metrics = json.loads((chief / "reports/scratch/metrics.json").read_text())
     assert metrics["replicas"] == 2 and metrics["train_count"] == 32
     assert (chief / "models/scratch.keras").is_file()
     assert not (other / "models").exists() and not (other / "reports").exists()
-    run([sys.executable, "-c", "from stages.lib.model_files import load_model; load_model('models/scratch.keras')"],
+    run([sys.executable, "-c", "from catsdogs.models.files import load_model; load_model('models/scratch.keras')"],
         cwd=chief)

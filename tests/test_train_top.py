@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import yaml
 
-from stages import train_top as stage
-from stages.lib import features as feature_files
-from stages.lib.runner import run_stage
-from stages.lib.model_files import load_model
+from catsdogs.stages import train_top as stage
+from catsdogs.data import features as feature_files
+from catsdogs.core.runner import run_stage
+from catsdogs.models.files import load_model
 from tests.conftest import ROOT
 
 FEATURE_SHAPE = (2, 2, 8)

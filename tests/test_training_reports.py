@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from stages.lib.training import timing_summary, write_training_reports
+from catsdogs.train.training import timing_summary, write_training_reports
 from tests.conftest import run
 
 HISTORY = {"loss": [0.7, 0.5], "accuracy": [0.5, 0.75], "val_loss": [0.69, 0.6], "val_accuracy": [0.5, 0.7]}
@@ -32,7 +32,7 @@ def test_timing_summary_has_the_keys_every_training_stage_reports():
 
 @pytest.mark.parametrize("history", [{}, {"loss": [0.5]}])
 def test_a_history_without_validation_loss_is_refused(history):
-    from stages.lib.training import summarize_history
+    from catsdogs.train.training import summarize_history
 
     with pytest.raises(ValueError, match="no validation loss"):
         summarize_history(history)
@@ -47,7 +47,7 @@ def test_a_history_without_validation_loss_is_refused(history):
 def test_the_best_epoch_is_the_one_keras_early_stopping_keeps(val_loss, watched_from):
     import keras
 
-    from stages.lib.training import summarize_history
+    from catsdogs.train.training import summarize_history
 
     # Keras's own rule, driven epoch by epoch with the same losses.
     stopping = keras.callbacks.EarlyStopping(

@@ -29,8 +29,8 @@ def images() -> np.ndarray:
 
 
 def test_mirror_average_is_the_mean_of_an_image_and_its_mirror_and_loads_in_safe_mode(tmp_path, images):
-    from stages.lib.model_files import load_model, save_model
-    from stages.lib.predict import with_mirror_average
+    from catsdogs.models.files import load_model, save_model
+    from catsdogs.predict.predictor import with_mirror_average
 
     model = tiny_image_model(0)
     tta = with_mirror_average(model)
@@ -43,7 +43,7 @@ def test_mirror_average_is_the_mean_of_an_image_and_its_mirror_and_loads_in_safe
 
 
 def test_an_ensemble_answers_the_mean_of_its_models(images):
-    from stages.lib.predict import ensemble_of
+    from catsdogs.predict.predictor import ensemble_of
 
     models = [tiny_image_model(0), tiny_image_model(2)]
     expected = np.mean([model.predict(images, verbose=0)[:, 0] for model in models], axis=0)
@@ -66,10 +66,10 @@ def set_params(root: Path, section: str, values: dict) -> None:
 
 
 def test_evaluate_with_tta_scores_mirror_averaged_image_models(workspace, monkeypatch):
-    from stages import evaluate
-    from stages.lib.data import list_labelled_images
-    from stages.lib.model_files import load_model
-    from stages.lib.predict import read_image
+    from catsdogs.stages import evaluate
+    from catsdogs.data.datasets import list_labelled_images
+    from catsdogs.models.files import load_model
+    from catsdogs.predict.predictor import read_image
 
     set_params(workspace, "evaluate", {"tta": True})
     monkeypatch.chdir(workspace)
@@ -87,9 +87,9 @@ def test_evaluate_with_tta_scores_mirror_averaged_image_models(workspace, monkey
 
 
 def test_the_submission_uses_the_ensemble_when_it_is_best(workspace, monkeypatch):
-    from stages import submission
-    from stages.lib.model_files import load_model
-    from stages.lib.predict import read_image
+    from catsdogs.stages import submission
+    from catsdogs.models.files import load_model
+    from catsdogs.predict.predictor import read_image
 
     metrics = {name: {"log_loss": loss} for name, loss in (("scratch", 0.6), ("finetune", 0.5), ("ensemble", 0.4))}
     (workspace / "reports/evaluate").mkdir(parents=True)
@@ -103,9 +103,9 @@ def test_the_submission_uses_the_ensemble_when_it_is_best(workspace, monkeypatch
 
 
 def test_predict_command_with_the_ensemble_and_tta(workspace, monkeypatch, capsys):
-    from stages.cli import EXIT_OK, main
-    from stages.lib.model_files import load_model
-    from stages.lib.predict import read_image
+    from catsdogs.cli import EXIT_OK, main
+    from catsdogs.models.files import load_model
+    from catsdogs.predict.predictor import read_image
 
     monkeypatch.chdir(workspace)
     assert main(["predict", "data/raw/test/2.jpg", "--model", "ensemble", "--tta", "--format", "csv"]) == EXIT_OK
@@ -118,7 +118,7 @@ def test_predict_command_with_the_ensemble_and_tta(workspace, monkeypatch, capsy
 def test_temperature_calibration_fits_overconfidence_and_is_scored_on_held_out_photos():
     from sklearn.metrics import log_loss
 
-    from stages.lib.metrics import apply_temperature, cross_fitted_log_loss, fit_temperature
+    from catsdogs.predict.metrics import apply_temperature, cross_fitted_log_loss, fit_temperature
 
     rng = np.random.default_rng(0)
     honest = rng.uniform(0.05, 0.95, 4000)  # calibrated: each photo is a dog with exactly this probability
@@ -134,10 +134,11 @@ def test_temperature_calibration_fits_overconfidence_and_is_scored_on_held_out_p
 
 
 def test_evaluate_reports_temperatures_and_the_submission_applies_them_when_asked(workspace, monkeypatch):
-    from stages import evaluate, submission
-    from stages.lib.metrics import apply_temperature
-    from stages.lib.model_files import load_model
-    from stages.lib.predict import read_image
+    from catsdogs.stages import evaluate
+    from catsdogs.stages import submission
+    from catsdogs.predict.metrics import apply_temperature
+    from catsdogs.models.files import load_model
+    from catsdogs.predict.predictor import read_image
 
     monkeypatch.chdir(workspace)
     evaluate.main()

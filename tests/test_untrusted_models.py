@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from stages.cli import EXIT_ERROR
-from stages.cli import main as cli_main
-from stages.lib.model_files import save_model
-from stages.lib.runner import run_stage
+from catsdogs.cli import EXIT_ERROR
+from catsdogs.cli import main as cli_main
+from catsdogs.models.files import save_model
+from catsdogs.core.runner import run_stage
 from tests.tiny_models import lambda_image_model, make_workspace, write_corrupt_model
 
 LAMBDA_REFUSED = "Requested the deserialization of a `Lambda` layer"
@@ -94,7 +94,7 @@ def assert_one_line_refusal(caplog, stage: str, expected: str) -> None:
 
 
 def test_evaluate_refuses_a_hostile_model(hostile, caplog):
-    from stages import evaluate
+    from catsdogs.stages import evaluate
 
     root, expected = hostile
     metrics_before = (root / "reports/evaluate/metrics.json").read_text()
@@ -107,7 +107,7 @@ def test_evaluate_refuses_a_hostile_model(hostile, caplog):
 
 
 def test_submission_refuses_a_hostile_model(hostile, caplog):
-    from stages import submission
+    from catsdogs.stages import submission
 
     root, expected = hostile
     with caplog.at_level("INFO"), pytest.raises(SystemExit) as exit_info:

@@ -17,10 +17,10 @@ import keras
 import numpy as np
 import pytest
 
-from stages.lib import vgg
-from stages.lib.data import decode_and_resize, list_labelled_images
-from stages.lib.synthetic import write_split_layout
-from stages.weights import prepare_weights
+from catsdogs.models import vgg
+from catsdogs.data.datasets import decode_and_resize, list_labelled_images
+from catsdogs.sources.synthetic import write_split_layout
+from catsdogs.stages.weights import prepare_weights
 from tests.conftest import ROOT, run
 
 SIZE = 32
@@ -64,7 +64,7 @@ def test_none_gives_the_same_bytes_in_a_fresh_process(tmp_path):
     here = tmp_path / "here.weights.h5"
     prepare_weights("none", here, seed=42, local_dir=tmp_path)
     code = (
-        "from stages.weights import prepare_weights; "
+        "from catsdogs.stages.weights import prepare_weights; "
         f"prepare_weights('none', {str(tmp_path / 'there.weights.h5')!r}, seed=42, local_dir={str(tmp_path)!r})"
     )
     run([sys.executable, "-c", code], ROOT, env={**os.environ, "PYTHONHASHSEED": "7"})
@@ -73,7 +73,7 @@ def test_none_gives_the_same_bytes_in_a_fresh_process(tmp_path):
 
 @pytest.mark.parametrize("file_name", ["vgg16.weights.h5", vgg.NOTOP_WEIGHTS_FILE])
 def test_a_local_file_in_the_weights_folder_gives_its_weights_and_features(tmp_path, monkeypatch, file_name):
-    from stages.extract_features import extract_features
+    from catsdogs.stages.extract_features import extract_features
 
     monkeypatch.chdir(tmp_path)
     reference = reference_vgg16()  # not common.seed: the file's weights must be what is used
@@ -224,7 +224,7 @@ def test_the_stage_reports_a_missing_local_file_in_one_line(tmp_path):
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["extract_features"]["weights"] = "weights/missing.h5"
     (project / "params.yaml").write_text(yaml.safe_dump(params))
-    result = run([sys.executable, "-m", "stages.weights"], project, check=False)
+    result = run([sys.executable, "-m", "catsdogs.stages", "weights"], project, check=False)
     assert result.returncode == 1
     assert "VGG16 weights file not found: weights/missing.h5" in result.stderr
     assert "Traceback" not in result.stderr

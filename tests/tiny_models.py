@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from stages.lib.synthetic import write_kaggle_test, write_split_layout
+from catsdogs.sources.synthetic import write_kaggle_test, write_split_layout
 
 IMAGE_SIZE = 32
 FEATURE_SHAPE = (2, 2, 8)
@@ -74,8 +74,8 @@ def tiny_top_model(seed: int = 1):
 @functools.cache
 def random_vgg16_weights(seed: int = 42) -> Path:
     """A VGG16 weights file with random weights (``weights: none``), written once per test process by
-    the weights stage's own code (:func:`stages.weights.prepare_weights`)."""
-    from stages.weights import prepare_weights
+    the weights stage's own code (:func:`catsdogs.stages.weights.prepare_weights`)."""
+    from catsdogs.stages.weights import prepare_weights
 
     folder = Path(tempfile.mkdtemp(prefix="catsdogs-vgg16-"))
     atexit.register(shutil.rmtree, folder, ignore_errors=True)  # 59 MB: gone with the test process
@@ -109,8 +109,8 @@ def make_workspace(root: Path, per_class: int = 6, with_test: bool = True, with_
     Feature rows are written in a shuffled order (with a matching file list), so
     code that assumes the image order would be caught.
     """
-    from stages.lib.params import Params
-    from stages.lib.model_files import save_model
+    from catsdogs.core.params import Params
+    from catsdogs.models.files import save_model
 
     write_split_layout(root / "data" / "validation", per_class, IMAGE_SIZE, seed=3)
     write_split_layout(root / "data" / "train", per_class, IMAGE_SIZE, seed=4)

@@ -1,0 +1,1 @@
+"""What the reports stage draws and writes: figures and the summary."""

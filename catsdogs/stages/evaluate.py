@@ -1,0 +1,181 @@
+"""Stage evaluate: every trained model's predictions on the validation split, and their metrics.
+
+The image models (scratch, finetune) read the validation images; the top
+classifier reads the validation features (it takes VGG16 features; rows match
+the features' file list). P(dog) is clipped to [evaluate.clip, 1 - evaluate.clip].
+Writes, in the evaluate reports folder:
+
+- ``metrics.json``: per model accuracy, log loss (Kaggle's metric), ROC AUC,
+  per-class precision/recall/F1 and confusion counts (``dvc metrics``);
+- ``predictions.csv``: one row per validation image: file, label, actual, and per
+  model P(dog) (``p_<model>``) and the predicted class (``<model>_predicted``),
+  the source of the confusion plot, the figures and the error analysis;
+- ``roc/<model>.csv``: the ROC curve (fpr, tpr, threshold) for ``dvc plots``.
+
+A model whose file is absent is skipped with a warning (outside DVC; in the
+pipeline every model exists).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from catsdogs.data import features as feature_files
+from catsdogs.data.datasets import list_labelled_images
+from catsdogs.core.io import (
+    METRICS_FILE,
+    PREDICTIONS_FILE,
+    ROC_FOLDER,
+    atomic_path,
+    metrics_for_json,
+    write_json,
+    write_text,
+)
+from catsdogs.core.labels import CLASS_LABELS
+from catsdogs.predict.metrics import (
+    classification_metrics,
+    clip_probabilities,
+    cross_fitted_log_loss,
+    fit_temperature,
+    roc_points,
+)
+from catsdogs.models.files import load_model
+from catsdogs.core.params import MODEL_NAMES, load_params
+from catsdogs.predict.predictor import (
+    ENSEMBLE,
+    model_image_size,
+    predict_array,
+    predict_dataset,
+    takes_images,
+    with_mirror_average,
+)
+from catsdogs.core.progress import prediction_estimate_callback
+
+logger = logging.getLogger("evaluate")
+
+
+def validation_images(directory: str | Path) -> tuple[list[Path], list[str], np.ndarray]:
+    """The validation images, their names relative to ``directory`` (``cats/cat.1.jpg``) and labels."""
+    paths, labels = list_labelled_images(directory)
+    root = Path(directory)
+    return paths, [path.relative_to(root).as_posix() for path in paths], labels
+
+
+def predict_top_from_features(model, features_dir: str | Path, names: list[str], labels, batch_size: int):
+    """The top classifier's raw P(dog) from features/validation_*, reordered to match ``names``.
+
+    ``ValueError`` when the features were extracted from other images than the
+    validation folder holds now (stale features: rerun extract_features).
+    """
+    features, feature_labels = feature_files.load_split(features_dir, "validation")
+    listed = feature_files.split_files(features_dir, "validation")["files"].read_text(encoding="utf-8").splitlines()
+    if sorted(listed) != sorted(names):
+        raise ValueError(
+            f"{features_dir}/validation_files.txt lists {len(listed)} images that differ from the "
+            f"{len(names)} in the validation folder: rerun extract_features (dvc repro)"
+        )
+    row_of = {name: row for row, name in enumerate(listed)}
+    order = np.array([row_of[name] for name in names])
+    if not np.array_equal(np.asarray(feature_labels)[order], np.asarray(labels)):
+        raise ValueError(f"{features_dir}/validation_labels.npy disagrees with the class folders")
+    return predict_array(model, np.asarray(features)[order], batch_size)
+
+
+def predict_model(
+    name: str, path: Path, paths: list[Path], names: list[str], labels, *, features_dir: str | Path,
+    image_size: int, batch_size: int, tta: bool,
+) -> np.ndarray:
+    """Raw P(dog) of one saved model for the validation images, in ``paths`` order.
+
+    Image models are mirror-averaged when ``tta``; the top classifier reads the
+    extracted features, which hold no mirror images, so it is scored without.
+    """
+    model = load_model(path)
+    if takes_images(model):
+        image_size = model_image_size(model, image_size)
+        logger.info("%s: predicting %d images at %dx%d%s", name, len(paths), image_size, image_size,
+                    " and their mirror images" if tta else "")
+        return predict_dataset(with_mirror_average(model) if tta else model, paths, image_size, batch_size,
+                               [prediction_estimate_callback(logger, name)])
+    logger.info("%s: predicting from the bottleneck features in %s", name, features_dir)
+    return predict_top_from_features(model, features_dir, names, labels, batch_size)
+
+
+def predictions_table(names: list[str], labels, probabilities: dict[str, np.ndarray], threshold: float) -> pd.DataFrame:
+    """One row per image: file, label, actual class name, and per model P(dog) and predicted class name."""
+    labels = np.asarray(labels)
+    table = pd.DataFrame({"file": names, "label": labels, "actual": [CLASS_LABELS[i] for i in labels]})
+    for name, values in probabilities.items():
+        table[f"p_{name}"] = np.round(values, 6)
+        table[f"{name}_predicted"] = np.where(values >= threshold, CLASS_LABELS[1], CLASS_LABELS[0])
+    return table
+
+
+def evaluate(
+    validation_dir: str | Path, features_dir: str | Path, model_files: dict[str, Path], *, image_size: int,
+    batch_size: int, clip: float, threshold: float, tta: bool,
+) -> tuple[dict, pd.DataFrame, dict]:
+    """Predict and score every present model, and their ensemble (the mean P(dog)) when there are two or
+    more; returns (metrics by model, predictions table, ROC points)."""
+    paths, names, labels = validation_images(validation_dir)
+    raw: dict[str, np.ndarray] = {}
+    probabilities: dict[str, np.ndarray] = {}
+    for name, path in model_files.items():
+        if not Path(path).is_file():
+            logger.warning("%s: no model at %s, skipped", name, path)
+            continue
+        raw[name] = predict_model(
+            name, Path(path), paths, names, labels, features_dir=features_dir, image_size=image_size,
+            batch_size=batch_size, tta=tta,
+        )
+        probabilities[name] = clip_probabilities(raw[name], clip)
+    if not probabilities:
+        raise ValueError(f"no trained model found ({', '.join(MODEL_NAMES)}): run the training stages first")
+    if len(raw) > 1:  # as the ensemble model computes it: the mean of the raw P(dog), then clipped
+        raw[ENSEMBLE] = np.mean(list(raw.values()), axis=0)
+        probabilities[ENSEMBLE] = clip_probabilities(raw[ENSEMBLE], clip)
+    metrics = {}
+    roc = {}
+    for name, values in probabilities.items():
+        scores = classification_metrics(labels, values, threshold)
+        # Calibration, reported honestly: the temperature fitted on every validation photo (what the
+        # submission and `catsdogs predict` apply when evaluate.calibrate is on) and the log loss that
+        # calibration gives on photos its temperature was not fitted on.
+        scores["temperature"] = fit_temperature(labels, raw[name], clip)
+        scores["calibrated_log_loss_cross_fitted"] = cross_fitted_log_loss(labels, raw[name], clip)
+        metrics[name] = metrics_for_json(scores)
+        metrics[name]["tta"] = tta and name != "top"
+        roc[name] = roc_points(labels, values)
+        logger.info(
+            "%s: accuracy %.4f, log loss %.4f, ROC AUC %s", name, metrics[name]["accuracy"],
+            metrics[name]["log_loss"], metrics[name]["roc_auc"],
+        )
+    return metrics, predictions_table(names, labels, probabilities, threshold), roc
+
+
+def write_reports(output_dir: str | Path, metrics: dict, table: pd.DataFrame, roc: dict) -> None:
+    """Write metrics.json, predictions.csv and roc/<model>.csv (each atomically)."""
+    output_dir = Path(output_dir)
+    write_json(output_dir / METRICS_FILE, metrics)
+    write_text(output_dir / PREDICTIONS_FILE, table.to_csv(index=False, lineterminator="\n"))
+    with atomic_path(output_dir / ROC_FOLDER) as folder:
+        folder.mkdir(parents=True)
+        for name, rows in roc.items():
+            frame = pd.DataFrame(rows, columns=["fpr", "tpr", "threshold"])
+            (folder / f"{name}.csv").write_text(frame.to_csv(index=False, lineterminator="\n"), encoding="utf-8")
+
+
+def main() -> None:
+    """Load params, evaluate every model on the validation split, write the reports."""
+    params = load_params()
+    paths, section = params.paths, params.evaluate
+    metrics, table, roc = evaluate(
+        paths.validation, paths.features, paths.model_files(), image_size=params.common.image_size,
+        batch_size=params.common.batch_size, clip=section.clip, threshold=section.threshold, tta=section.tta,
+    )
+    write_reports(paths.evaluate_reports, metrics, table, roc)
+    logger.info("wrote %s (%d images, models: %s)", paths.evaluate_reports, len(table), ", ".join(metrics))

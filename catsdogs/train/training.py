@@ -1,0 +1,135 @@
+"""What every training stage (train_scratch, train_top, finetune) records about its run.
+
+One summary with the same keys in every stage's ``metrics.json`` (so ``dvc
+metrics diff`` lines them up): epochs run, best epoch, best and final validation
+loss and accuracy, training time, seconds per epoch and training images per
+second. Beside it, in the stage's reports folder:
+
+- ``history.csv``: epoch, loss, accuracy, val_loss, val_accuracy (the source of
+  ``dvc plots`` and of the figures);
+- ``live/``: the same per-epoch values logged with dvclive.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import sys
+import tempfile
+from pathlib import Path
+
+from catsdogs.core.io import HISTORY_FILE, LIVE_FOLDER, METRICS_FILE, atomic_path, metrics_for_json, write_json, write_text
+
+HISTORY_COLUMNS = ("loss", "accuracy", "val_loss", "val_accuracy")
+
+
+def fit_verbosity() -> int:
+    """Keras ``verbose``: a progress bar in a terminal, one line per epoch otherwise (CI, logs)."""
+    return 1 if sys.stdout.isatty() else 2
+
+
+def history_rows(history: dict[str, list[float]]) -> list[dict[str, float]]:
+    """Per-epoch rows (epoch numbered from 1) from a Keras ``History.history`` mapping."""
+    epochs = len(history.get("loss", []))
+    rows = []
+    for index in range(epochs):
+        row: dict[str, float] = {"epoch": index + 1}
+        for column in HISTORY_COLUMNS:
+            values = history.get(column)
+            if values is not None and index < len(values):
+                row[column] = float(values[index])
+        rows.append(row)
+    return rows
+
+
+def summarize_history(history: dict[str, list[float]], *, watched_from: int = 0) -> dict[str, float | int]:
+    """Final and best validation figures: the metrics every training stage reports.
+
+    The best epoch is the one whose weights early stopping keeps, chosen as
+    ``keras.callbacks.EarlyStopping(start_from_epoch=watched_from)`` chooses it: the first
+    lowest val_loss among epochs ``watched_from`` (0-based) and later, or the last epoch
+    when training ended before any epoch was watched (nothing was restored).
+    """
+    val_loss = [float(v) for v in history.get("val_loss", [])]
+    val_accuracy = [float(v) for v in history.get("val_accuracy", [])]
+    if not val_loss:
+        raise ValueError("the training history has no validation loss")
+    watched = range(watched_from, len(val_loss)) if len(val_loss) > watched_from else [len(val_loss) - 1]
+    best = min(watched, key=lambda i: (val_loss[i], i))
+    return {
+        "epochs_run": len(val_loss),
+        "best_epoch": best + 1,
+        "best_val_loss": val_loss[best],
+        "best_val_accuracy": val_accuracy[best] if val_accuracy else math.nan,
+        "final_val_loss": val_loss[-1],
+        "final_val_accuracy": val_accuracy[-1] if val_accuracy else math.nan,
+    }
+
+
+def timing_summary(seconds: float, train_count: int, epochs_run: int) -> dict[str, float]:
+    """Training time, seconds per epoch and training images per second (validation time included)."""
+    return {
+        "training_seconds": round(seconds, 2),
+        "seconds_per_epoch": round(seconds / epochs_run, 3) if epochs_run else math.nan,
+        "images_per_second": round(train_count * epochs_run / seconds, 2) if seconds > 0 else math.nan,
+    }
+
+
+CHANCE_Z = 2.33  # one-sided 99%: an accuracy this many standard errors above chance is not luck
+
+
+def chance_check(best_val_accuracy: float, validation_labels) -> dict:
+    """Whether the best validation accuracy is within noise of chance, for the metrics.
+
+    Chance is the accuracy of always answering the larger class; the noise is
+    :data:`CHANCE_Z` standard errors of an accuracy measured on this many images.
+    """
+    import numpy as np
+
+    labels = np.asarray(validation_labels).reshape(-1)
+    if labels.size == 0 or not math.isfinite(best_val_accuracy):
+        return {"chance_accuracy": math.nan, "at_chance": False}
+    chance = max(float(np.mean(labels == 1)), float(np.mean(labels == 0)))
+    noise = CHANCE_Z * math.sqrt(chance * (1 - chance) / labels.size)
+    return {"chance_accuracy": chance, "at_chance": bool(best_val_accuracy <= chance + noise)}
+
+
+def report_chance(logger, stage: str, summary: dict, validation_count: int, fail: bool, advice: str) -> None:
+    """Warn loudly (or raise ``ValueError`` when ``fail``) when the run ended within noise of chance."""
+    if not summary.get("at_chance"):
+        return
+    message = (
+        f"{stage}: best validation accuracy {summary['best_val_accuracy']:.1%} is within noise of chance "
+        f"({summary['chance_accuracy']:.1%} for always answering the larger class, on {validation_count} "
+        f"validation images): the model did not learn. Likely causes: {advice}, too few images (split.n), "
+        f"or labels that do not match the photos."
+    )
+    if fail:
+        raise ValueError(message + " (common.fail_at_chance is true)")
+    logger.warning("%s Set common.fail_at_chance: true to make this an error.", message)
+
+
+def write_training_reports(reports_dir: str | Path, history: dict[str, list[float]], summary: dict) -> None:
+    """Write history.csv, dvclive's per-epoch logs and metrics.json into ``reports_dir``, atomically."""
+    from dvclive import Live
+
+    reports_dir = Path(reports_dir)
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    rows = history_rows(history)
+    # No epochs (a skipped stage): still the full header, so readers find every column.
+    columns = ["epoch", *[c for c in HISTORY_COLUMNS if not rows or c in rows[0]]]
+    lines = [",".join(columns)]
+    lines += [",".join(f"{row[c]:.6g}" if c != "epoch" else str(row[c]) for c in columns) for row in rows]
+    write_text(reports_dir / HISTORY_FILE, "\n".join(lines) + "\n")
+
+    # dvclive writes in place: log into a temporary folder, then move it in whole. Only its files
+    # are wanted, not its Git/DVC integration, which fails in a repository without commits
+    # (treeverse/dvclive#522): it runs from a folder outside any repository.
+    with atomic_path(reports_dir / LIVE_FOLDER) as live_dir, tempfile.TemporaryDirectory() as outside:
+        with contextlib.chdir(outside), Live(dir=str(live_dir.resolve()), dvcyaml=None, save_dvc_exp=False, report=None) as live:
+            for row in rows:
+                for column in columns[1:]:
+                    name = ("eval/" if column.startswith("val_") else "train/") + column.removeprefix("val_")
+                    live.log_metric(name, row[column])
+                live.next_step()
+    write_json(reports_dir / METRICS_FILE, metrics_for_json(summary))
