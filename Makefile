@@ -6,7 +6,7 @@ EXTRAS ?= dev
 
 FUZZ_EXAMPLES ?= 5000
 
-.PHONY: setup pipeline test bench fuzz clean-venv
+.PHONY: setup pipeline test test-unit params bench fuzz clean-venv
 
 $(BIN)/.installed-$(EXTRAS): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,14 @@ pipeline: setup
 test: setup
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# The fast tier only (tests/unit: in-process code, no dvc, no stage subprocess): a few minutes.
+test-unit: setup
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+
+# params.yaml from the schema (catsdogs/core/params.py, catsdogs/models/recipes/): after changing a default.
+params: setup
+	$(BIN)/python -m catsdogs.params_file
+
 # Every benchmark side by side: reports/benchmarks.json and .md (BENCH_ARGS="--quick" for a smoke run).
 bench: setup
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m benchmarks $(BENCH_ARGS)
@@ -31,7 +39,7 @@ bench: setup
 # The image fuzz test at length (CI runs 300 repeatable cases; this draws fresh ones each time).
 fuzz: setup
 	CATSDOGS_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest \
-		tests/test_fuzz_images.py -p no:cacheprovider --hypothesis-show-statistics $(PYTEST_ARGS)
+		tests/integration/test_fuzz_images.py -p no:cacheprovider --hypothesis-show-statistics $(PYTEST_ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

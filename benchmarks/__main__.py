@@ -11,7 +11,7 @@ Sections (each alternative runs in its own fresh process, one after the other):
   images already in memory); images/s over whole epochs, validation included;
   and what the augmentation costs beside a training step (one thread each);
 - extraction: extract_features against VGG16's forward pass on in-memory images;
-- precision: float32 against bfloat16 for both, and what ``mixed_precision: auto`` picks here;
+- precision: float32 against bfloat16 for both, and what ``runtime.mixed_precision: auto`` picks here;
 - memory: peak RSS of the train_scratch and extract_features stages at two sizes;
 - dvc: a no-op ``dvc status`` / ``dvc repro`` on a 25,000-image workspace against DVC's floor.
 
@@ -44,7 +44,7 @@ def training(args, data: Path, results: dict) -> dict:
     """Ours vs the tutorial's pipeline vs the compute bound."""
     runs = {name: run_child(f"train_{name}", settings_for(args, data), args.timeout)
             for name in ("tutorial", "ours", "bound")}
-    # What a user gets with `mixed_precision: auto` where it picks a lower precision (bfloat16 on a CPU with
+    # What a user gets with `runtime.mixed_precision: auto` where it picks a lower precision (bfloat16 on a CPU with
     # AVX512-BF16 or AMX) against the tutorial's float32 pipeline, in the same run.
     if choose_policy("auto", False, cpu_flags()) != "float32":
         runs["ours_auto"] = run_child("train_ours", settings_for(args, data, mixed_precision="auto"), args.timeout)

@@ -106,7 +106,8 @@ def sample_layout(root: Path, seed: int, name: str = "kaggle-sample") -> Path | 
     folder = root / f"{name}-{seed}"
     if not (folder / ".complete").is_file():
         shutil.rmtree(folder, ignore_errors=True)
-        split = validate_params({}).split.model_dump()
-        split_dataset(source, folder / "train", folder / "validation", **split, seed=seed)
+        params = validate_params({})  # params.yaml's defaults: the split section and the image size limit
+        split_dataset(source, folder / "train", folder / "validation", **params.split.model_dump(),
+                      max_pixels=params.images.max_pixels, seed=seed)
         (folder / ".complete").write_text("")
     return folder

@@ -54,8 +54,8 @@ def pipeline_workspace(folder: Path, images: int, timeout_s: float) -> Path:
     params = yaml.safe_load((folder / "params.yaml").read_text())
     params["common"].update(image_size=32, batch_size=64)
     params["download"].update(source="synthetic", synthetic={"count": images // 2, "size": 32, "test_count": 100})
-    params["train_scratch"]["epochs"] = 1
-    params["extract_features"]["weights"] = "none"
+    params["recipes"][params["train_scratch"]["recipe"]]["epochs"] = 1
+    params["vgg16"]["weights"] = "none"
     params["train_top"]["epochs"] = 1
     params["finetune"]["epochs"] = 0
     (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))

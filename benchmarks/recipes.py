@@ -2,11 +2,13 @@
 
     python -m benchmarks.recipes --train sample --recipes tutorial modern --seeds 42 1
     python -m benchmarks.recipes --train medium --recipes tutorial --seeds 42 1 7
-    python -m benchmarks.recipes --train sample --recipes modern --seeds 42 -S modern.epochs=30
+    python -m benchmarks.recipes --train sample --recipes modern --seeds 42 -S recipes.modern.epochs=30
 
 Each run is the pipeline's own stages in a scratch workspace: download (source
 ``dir``), split (seeded by the run's seed, like ``common.seed``), train_scratch with
-the recipe; then ``catsdogs predict`` on every photo of the other set (a model
+the recipe (``train_scratch.recipe``; its section ``recipes.<name>`` at its defaults but
+for the ``-S`` overrides, full params.yaml keys as ``dvc exp run -S`` takes them); then
+``catsdogs predict`` on every photo of the other set (a model
 trained on the 1,000-photo sample is scored on kaggle-medium's 4,000 photos, one
 trained on kaggle-medium on the sample's 1,000: other Kaggle ids, never seen), scored by
 accuracy and log loss (P(dog) clipped as the CLI clips it). Results are appended to
@@ -31,6 +33,7 @@ import yaml
 
 from benchmarks.common import ROOT
 from catsdogs.core.params import parse_params
+from catsdogs.models.recipes import default_configs
 
 SHARED = ROOT.parent / "shared" / "data"
 TRAIN_SETS = {"sample": SHARED / "kaggle-sample", "medium": SHARED / "kaggle-medium"}
@@ -56,6 +59,12 @@ def set_key(params: dict, dotted: str, value) -> None:
     params[leaf] = value
 
 
+def override_value(key: str, text: str):
+    """An ``-S`` value read as DVC reads params.yaml (YAML 1.2). Read as the value of a one-key mapping:
+    ``parse_params`` reads whole files and gives ``{}`` for a falsy document (``0``, ``false``, ``null``)."""
+    return parse_params(f"value: {text}", f"-S {key}")["value"]
+
+
 def prepared_split(scratch: Path, train_set: str, seed: int, timeout_s: float) -> Path:
     """A workspace holding data/ split from ``train_set`` with ``seed`` (made once)."""
     workspace = scratch / f"{train_set}-{seed}"
@@ -65,7 +74,7 @@ def prepared_split(scratch: Path, train_set: str, seed: int, timeout_s: float) -
     params = {"common": {"seed": seed}, "download": {"source": "dir", "dir": str(TRAIN_SETS[train_set])}}
     (workspace / "params.yaml").write_text(yaml.safe_dump(params))
     for stage in ("download", "split"):
-        run_module(f"stages.{stage}", [], workspace, timeout_s)
+        run_module("catsdogs.stages", [stage], workspace, timeout_s)
     return workspace
 
 
@@ -91,15 +100,17 @@ def run_one(scratch: Path, train_set: str, recipe: str, seed: int, overrides: li
     workspace = prepared_split(scratch, train_set, seed, timeout_s)
     name = f"{recipe}-{seed}-{hashlib.sha256(' '.join(overrides).encode()).hexdigest()[:6]}"
     params = {"common": {"seed": seed}, "train_scratch": {"recipe": recipe},
+              # every recipe's section as params.yaml ships it (train_scratch reads the chosen one)
+              "recipes": {each: config.model_dump() for each, config in default_configs().items()},
               "paths": {"scratch_model": f"runs/{name}/scratch.keras", "scratch_reports": f"runs/{name}/reports"}}
     for override in overrides:
         key, _, value = override.partition("=")
-        set_key(params["train_scratch"], key, parse_params(value, f"-S {key}"))  # as `dvc exp run -S` reads it
+        set_key(params, key, override_value(key, value))  # as `dvc exp run -S` reads it
     params_file = workspace / f"params-{name}.yaml"
     params_file.write_text(yaml.safe_dump(params))
     (workspace / "params.yaml").write_text(params_file.read_text())
     started = time.perf_counter()
-    run_module("catsdogs.stages.train_scratch", [], workspace, timeout_s)
+    run_module("catsdogs.stages", ["train_scratch"], workspace, timeout_s)
     wall = time.perf_counter() - started
     metrics = json.loads((workspace / "runs" / name / "reports" / "metrics.json").read_text())
     result = {
@@ -123,7 +134,8 @@ def main() -> None:
     parser.add_argument("--recipes", nargs="+", choices=("tutorial", "modern"), required=True)
     parser.add_argument("--seeds", nargs="+", type=int, default=[42, 1])
     parser.add_argument("-S", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="a train_scratch param for every run, e.g. -S modern.epochs=30")
+                        help="a params.yaml key for every run, as `dvc exp run -S` takes it, "
+                        "e.g. -S recipes.modern.epochs=30 or -S recipes.tutorial.patience=8")
     parser.add_argument("--scratch", type=Path, default=Path("/tmp/catsdogs-recipes"))
     parser.add_argument("--output", type=Path, default=ROOT / "reports" / "recipes.jsonl")
     parser.add_argument("--timeout", type=float, default=4 * 3600)

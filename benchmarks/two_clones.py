@@ -4,7 +4,7 @@
 
 A git repository holding this project's pipeline (source ``dir`` pointing at the
 photos, random VGG16 weights since ImageNet's cannot be downloaded everywhere, short
-training with ``common.deterministic: true``) is cloned twice; each clone runs
+training with ``runtime.deterministic: true``) is cloned twice; each clone runs
 ``dvc repro`` in its own process tree with its own PYTHONHASHSEED, and the script
 compares every output hash dvc.lock records, stage by stage, and the training
 metrics. It prints and writes which outputs agree and which do not.
@@ -27,12 +27,21 @@ from benchmarks.common import ROOT, copy_pipeline, machine
 
 # Short training (the point is identity, not accuracy); everything else is params.yaml's.
 PARAMS = {
-    "common": {"deterministic": True},
-    "extract_features": {"weights": "none"},
-    "train_scratch": {"epochs": 2, "start_from_epoch": 0},
+    "runtime": {"deterministic": True},
+    "vgg16": {"weights": "none"},
+    "recipes": {"tutorial": {"epochs": 2, "start_from_epoch": 0}},  # train_scratch.recipe's default
     "train_top": {"epochs": 2},
     "finetune": {"epochs": 0},
 }
+
+
+def merge(params: dict, changes: dict) -> None:
+    """Set every key of ``changes`` in ``params``, nested mappings key by key (the rest of a section stays)."""
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(params.get(key), dict):
+            merge(params[key], value)
+        else:
+            params[key] = value
 
 
 def run(command: list[str], cwd: Path, env: dict | None = None, timeout_s: float = 3600) -> str:
@@ -50,8 +59,7 @@ def origin_repo(folder: Path, source: Path) -> Path:
     copy_pipeline(folder)
     params = yaml.safe_load((folder / "params.yaml").read_text())
     params["download"].update(source="dir", dir=str(source.resolve()))
-    for section, values in PARAMS.items():
-        params[section].update(values)
+    merge(params, PARAMS)
     (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     for command in (["git", "init", "-q"], ["git", "config", "user.email", "b@example.com"],
                     ["git", "config", "user.name", "b"], ["dvc", "init", "-q"], ["git", "add", "-A"],

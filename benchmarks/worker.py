@@ -34,23 +34,23 @@ def epoch_timer():
     return EpochTimer()
 
 
-def tutorial_cnn(image_size: int, mixed_precision: bool | str):
-    """The scratch CNN exactly as train_scratch builds and compiles it (params.yaml's defaults)."""
-    from catsdogs.core.params import validate_params
-    from catsdogs.models.precision import set_mixed_precision
-    from catsdogs.models.scratch import build_scratch_cnn, make_optimizer
+def default_recipe(name: str, **changes):
+    """Recipe ``name`` (:mod:`catsdogs.models.recipes`) with its default config (params.yaml's
+    ``recipes.<name>`` as shipped), ``changes`` applied and validated."""
+    from catsdogs.models.recipes import default_configs, load_recipe
 
-    section = validate_params({}).train_scratch
+    return load_recipe(name, {name: {**default_configs()[name].model_dump(), **changes}})
+
+
+def tutorial_cnn(image_size: int, mixed_precision: bool | str):
+    """The scratch CNN exactly as train_scratch builds and compiles it (the tutorial recipe's defaults)."""
+    from catsdogs.models.precision import set_mixed_precision
+
+    recipe = default_recipe("tutorial")
     policy = set_mixed_precision(mixed_precision)
-    model = build_scratch_cnn(
-        (image_size, image_size, 3), section.filters, section.dense_units, section.conv_dropout, section.dense_dropout
-    )
-    model.compile(
-        optimizer=make_optimizer(section.learning_rate, section.momentum, section.decay, section.epochs),
-        loss="binary_crossentropy",
-        metrics=["accuracy"],
-    )
-    return model, policy, section.augmentation.model_dump()
+    # steps_per_epoch goes unused by the tutorial recipe: its time decay counts optimizer steps, not epochs.
+    model = recipe.build(image_size, steps_per_epoch=1)
+    return model, policy, recipe.augmentation.model_dump()
 
 
 def epochs_report(timer, train_count: int, policy: str) -> dict:
@@ -170,13 +170,12 @@ def augmentation_cost(settings: dict) -> dict:
     import tensorflow as tf
 
     from catsdogs.data.augmentation import augmentation_layers, batch_augmentation, combined_matrix
-    from catsdogs.core.params import validate_params
 
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
     size, batch, seed = settings["image_size"], settings["batch_size"], settings["seed"]
     model, policy, tutorial = tutorial_cnn(size, settings["mixed_precision"])
-    modern = validate_params({}).train_scratch.modern.augmentation.model_dump()
+    modern = default_recipe("modern").augmentation.model_dump()
     images = tf.constant(np.random.default_rng(0).uniform(0, 255, (batch, size, size, 3)).astype(np.float32))
     labels = tf.constant((np.arange(batch) % 2).astype(np.float32))
 
@@ -266,17 +265,19 @@ def extract_bound(settings: dict) -> dict:
 
 def train_stage(settings: dict) -> dict:
     """The whole train_scratch stage function (checks, cache, training, saving) for its peak memory."""
-    from catsdogs.core.params import validate_params
+    from catsdogs.core.params import CommonParams, RuntimeParams, TrainScratchParams
     from catsdogs.stages.train_scratch import train_scratch
+    from catsdogs.train.training import TrainingFiles
 
     data = Path(settings["data"])
-    params = validate_params({"common": {"image_size": settings["image_size"], "batch_size": settings["batch_size"]},
-                              "train_scratch": {"epochs": settings["epochs"], "cache": settings["cache"]}})
+    common = CommonParams(**{**CommonParams().model_dump(), "image_size": settings["image_size"],
+                             "batch_size": settings["batch_size"], "seed": settings["seed"]})
+    scratch_params = TrainScratchParams(**{**TrainScratchParams().model_dump(), "cache": settings["cache"]})
+    recipe = default_recipe("tutorial", epochs=settings["epochs"])
     with tempfile.TemporaryDirectory() as scratch:
-        summary = train_scratch(
-            data / "train", data / "validation", Path(scratch) / "scratch.keras", Path(scratch) / "reports",
-            **{**params.common.model_dump(), "seed": settings["seed"]}, **params.train_scratch.model_dump(),
-        )
+        files = TrainingFiles(data / "train", data / "validation", Path(scratch) / "scratch.keras",
+                              Path(scratch) / "reports")
+        summary = train_scratch(files, common, RuntimeParams(), scratch_params, recipe)
     return {"images": summary["train_count"] + summary["validation_count"], "images_per_second": summary["images_per_second"]}
 
 

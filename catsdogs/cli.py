@@ -1,8 +1,8 @@
 """The ``catsdogs`` command: ``catsdogs predict IMAGE_OR_FOLDER... [--model ...] [--format table|csv]``.
 
 Prints, per image, the predicted label and P(dog) (clipped to
-[evaluate.clip, 1 - evaluate.clip]). Images are untrusted: each passes the
-split's checks first (accepted formats, ``split.max_pixels`` before any decode,
+[prediction.clip, 1 - prediction.clip]). Images are untrusted: each passes the
+split's checks first (accepted formats, ``images.max_pixels`` before any decode,
 a full decode). Unusable files are reported on stderr with the reason and
 skipped; the others are still predicted. Exit codes: 0 all predicted,
 2 some file failed, 1 a usage or model error (one line on stderr).
@@ -14,6 +14,7 @@ import argparse
 import csv
 import io
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from catsdogs.core.runner import EXIT_ERROR, EXIT_OK  # noqa: F401  (exit codes the command documents)
@@ -41,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     predict.add_argument(
         "--tta", action=argparse.BooleanOptionalAction, default=None,
-        help="average P(dog) over each image and its mirror image (default: evaluate.tta in the params)",
+        help="average P(dog) over each image and its mirror image (default: prediction.tta in the params)",
     )
     predict.add_argument("--format", choices=("table", "csv"), default="table", help="output format (default: table)")
     predict.add_argument(
@@ -110,7 +111,14 @@ def predict_command(arguments) -> int:
     """Run ``catsdogs predict``; returns the exit code."""
     from catsdogs.core.io import METRICS_FILE
     from catsdogs.predict.metrics import temperature_in
-    from catsdogs.predict.predictor import ENSEMBLE, expand_inputs, load_prediction_model, model_image_size, predict_files
+    from catsdogs.predict.predictor import (
+        ENSEMBLE,
+        ModelFiles,
+        PredictionSettings,
+        Predictor,
+        expand_inputs,
+        load_predictor,
+    )
 
     params = load_settings(arguments.params)
     files = expand_inputs(arguments.inputs)
@@ -119,22 +127,20 @@ def predict_command(arguments) -> int:
     batch_size = arguments.batch_size or params.common.batch_size
     if batch_size < 1:
         raise ValueError("--batch-size must be at least 1")
-    common, features = params.common, params.extract_features
-    tta = params.evaluate.tta if arguments.tta is None else arguments.tta
+    prediction = params.prediction
     name = resolve_model_name(arguments.model, params)
-    model = load_prediction_model(
-        name, params.paths.model_files(), tta=tta, image_size=common.image_size,
-        weights_file=params.paths.vgg16_weights, preprocessing=features.preprocessing,
+    settings = PredictionSettings(
+        params.common.image_size, batch_size, prediction.clip, prediction.tta if arguments.tta is None else arguments.tta,
+        params.images.max_pixels,
     )
-    temperature = 1.0  # a model given by its path has no calibration of its own
-    if params.evaluate.calibrate and (name in params.paths.model_files() or name == ENSEMBLE):
+    predictor = load_predictor(name, ModelFiles.of(params), settings)
+    # A model given by its path has no calibration of its own.
+    if prediction.calibrate and (name in params.paths.model_files() or name == ENSEMBLE):
         temperature = temperature_in(Path(params.paths.evaluate_reports) / METRICS_FILE, name)
-    results = predict_files(
-        model, files, model_image_size(model, common.image_size), batch_size, params.evaluate.clip,
-        params.split.max_pixels, temperature,
-    )
+        predictor = Predictor(predictor.model, replace(settings, temperature=temperature))
+    results = predictor.predict_files(files)
     failed = [result for result in results if result.error is not None]
-    sys.stdout.write(format_results(results, params.evaluate.threshold, arguments.format))
+    sys.stdout.write(format_results(results, prediction.threshold, arguments.format))
     sys.stdout.flush()
     for result in failed:
         print(f"catsdogs predict: cannot read {printable(str(result.path))}: {result.error}", file=sys.stderr)

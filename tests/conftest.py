@@ -84,6 +84,34 @@ def dvc_status(repo: Path, *targets: str, with_deps: bool = False) -> dict:
     return json.loads(output) if output else {}
 
 
+def default_params() -> dict:
+    """The shipped params.yaml as a plain mapping (recipes included: the schema alone has none)."""
+    return yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def merged(base: dict, changes: dict) -> dict:
+    """``base`` with ``changes`` deep-merged into it (a new mapping)."""
+    result = dict(base)
+    for key, value in changes.items():
+        result[key] = merged(result[key], value) if isinstance(value, dict) and isinstance(result.get(key), dict) else value
+    return result
+
+
+def scratch_arguments(root: Path, changes: dict | None = None) -> tuple:
+    """train_scratch's arguments as its main() builds them from the shipped params with ``changes``
+    deep-merged in, every path under ``root``: (files, common, runtime, scratch, recipe)."""
+    from catsdogs.core.params import validate_params
+    from catsdogs.models.recipes import load_recipe
+    from catsdogs.train.training import TrainingFiles
+
+    params = validate_params(merged(default_params(), changes or {}))
+    paths = params.paths
+    files = TrainingFiles(root / paths.train, root / paths.validation, root / paths.scratch_model,
+                          root / paths.scratch_reports)
+    recipe = load_recipe(params.train_scratch.recipe, params.recipes)
+    return files, params.common, params.runtime, params.train_scratch, recipe
+
+
 def update_params(repo: Path, changes: dict) -> None:
     """Deep-merge ``changes`` into repo/params.yaml."""
     path = repo / "params.yaml"

@@ -109,8 +109,8 @@ def make_workspace(root: Path, per_class: int = 6, with_test: bool = True, with_
     Feature rows are written in a shuffled order (with a matching file list), so
     code that assumes the image order would be caught.
     """
-    from catsdogs.core.params import Params
     from catsdogs.models.files import save_model
+    from tests.conftest import default_params
 
     write_split_layout(root / "data" / "validation", per_class, IMAGE_SIZE, seed=3)
     write_split_layout(root / "data" / "train", per_class, IMAGE_SIZE, seed=4)
@@ -144,11 +144,11 @@ def make_workspace(root: Path, per_class: int = 6, with_test: bool = True, with_
     }
     (root / "reports" / "data" / "split.json").write_text(json.dumps(split))
 
-    params = Params().model_dump(mode="json")
+    params = default_params()
     params["common"]["image_size"] = IMAGE_SIZE
     params["common"]["batch_size"] = 4
-    params["extract_features"]["weights"] = "none"
-    params["evaluate"]["worst_images"] = 4
+    params["vgg16"]["weights"] = "none"
+    params["reports"]["worst_images"] = 4
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     return root
 

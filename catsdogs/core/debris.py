@@ -3,7 +3,7 @@
 Every temporary file or folder a stage makes lies beside the output it becomes (or
 feeds) and is named ``.<output name>.<pid>.<random>.tmp...`` (:func:`catsdogs.core.io.temporary_prefix`),
 so its owner can be told from its name: when the stage starts again, each of its
-declared outputs (dvc.yaml's ``outs`` and ``metrics``, paths from params.yaml) has
+declared outputs (dvc.yaml's ``outs`` and ``metrics``, resolved by DVC's own interpolation) has
 the debris next to it, and inside it when it is a folder, removed -- but only where
 the process that made it is gone. Another running stage's temporaries (a live pid)
 are never touched; names from before the pid was part of them (``.download-*``,
@@ -20,15 +20,14 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-import yaml
+from dvc.exceptions import DvcException
 
 from catsdogs.core.io import remove_path
-from catsdogs.core.params import load_params
+from catsdogs.core.params_yaml import DEFAULT_PARAMS_FILE, parse_params
 
 logger = logging.getLogger("debris")
 
 DVC_FILE = "dvc.yaml"
-_TEMPLATE = re.compile(r"\$\{paths\.([A-Za-z0-9_]+)\}")
 _RANDOM = r"[a-z0-9_]{8}"  # tempfile's random part
 # Temporary folders named before pids were part of the names: (stage, prefix).
 LEGACY_PREFIXES = (("download", ".download-"), ("split", ".split-normalized-"))
@@ -109,16 +108,17 @@ def debris_near(output: Path, stage: str, started: float) -> list[Path]:
     return found
 
 
-def declared_outputs(stage: str, dvc_file: str | Path = DVC_FILE) -> list[Path]:
-    """The stage's ``outs`` and ``metrics`` in dvc.yaml, ``${paths.*}`` filled in from params.yaml."""
-    stages = (yaml.safe_load(Path(dvc_file).read_text(encoding="utf-8")) or {}).get("stages", {})
-    entries = [*stages.get(stage, {}).get("outs", []), *stages.get(stage, {}).get("metrics", [])]
-    paths = load_params(check_tracked=False).paths  # the stage itself checks; git runs once
-    outputs = []
-    for entry in entries:
-        text = entry if isinstance(entry, str) else next(iter(entry))
-        outputs.append(Path(_TEMPLATE.sub(lambda match: getattr(paths, match[1]), text)))
-    return outputs
+def declared_outputs(stage: str, dvc_file: str | Path = DVC_FILE, params_file: str | Path = DEFAULT_PARAMS_FILE) -> list[Path]:
+    """The stage's ``outs`` and ``metrics`` in dvc.yaml, resolved as DVC resolves them: both files read as DVC
+    reads YAML, every ``${...}`` filled in from params.yaml by DVC's own interpolation."""
+    from dvc.parsing.context import Context
+
+    definition = parse_params(Path(dvc_file).read_text(encoding="utf-8"), str(dvc_file))
+    stage_definition = definition.get("stages", {}).get(stage, {})
+    entries = [*stage_definition.get("outs", []), *stage_definition.get("metrics", [])]
+    params = parse_params(Path(params_file).read_text(encoding="utf-8"), str(params_file))
+    resolved = Context(params).resolve(entries)
+    return [Path(entry if isinstance(entry, str) else next(iter(entry))) for entry in resolved]
 
 
 def remove_debris(stage: str, outputs: Iterable[Path] | None = None, started: float | None = None) -> list[Path]:
@@ -133,7 +133,7 @@ def remove_debris(stage: str, outputs: Iterable[Path] | None = None, started: fl
             return []
         try:
             outputs = declared_outputs(stage)
-        except (ValueError, OSError, yaml.YAMLError, AttributeError):
+        except (ValueError, OSError, KeyError, AttributeError, DvcException):  # the stage reports bad files
             return []
     removed = []
     found = [entry for output in outputs for entry in debris_near(Path(output), stage, started)]

@@ -31,8 +31,8 @@ import tempfile
 import zipfile
 import zlib
 from collections.abc import Mapping, Sequence
-from pathlib import Path, PurePosixPath
 from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 
 # Members smaller than this are exempt from the per-member ratio check: a small
 # file of zeros compresses extremely well and is harmless; the archive's overall

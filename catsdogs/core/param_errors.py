@@ -15,7 +15,6 @@ import annotated_types
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-
 # How much of a value a message echoes: enough to recognise it, never a multi-megabyte line.
 MAX_SHOWN = 80
 MAX_LINE = 400  # a whole line, a backstop for messages that echo a value themselves

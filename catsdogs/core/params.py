@@ -1,34 +1,43 @@
-"""The one validating loader for params.yaml.
+"""The params schema: every key of params.yaml with its type, allowed range, default and meaning.
 
-Every stage calls :func:`load_params` and reads its own section. Unknown keys,
-wrong types, non-finite numbers (``.inf``, ``.nan``) and out-of-range values
-raise a ``ValueError`` that names the key (``split.ratio``) and what is allowed
-(for a number out of range: the whole allowed range), before any work starts.
-Sizes have upper bounds no real run needs to exceed, so an absurd value is a
-clear message here rather than a failure deep inside TensorFlow.
+This module is the one place a default is written: params.yaml is generated from it
+(``make params``; :mod:`catsdogs.params_file`), and a test checks that the shipped file
+is exactly what it generates. Each section is named after a concept, and dvc.yaml
+declares, per stage, exactly the keys the stage reads:
 
-The file is read as DVC reads it (ruamel.yaml, YAML 1.2: :func:`parse_params`),
-so the value a stage uses is the value ``dvc.lock`` records; what DVC refuses (a
-repeated key, invalid YAML) and what YAML 1.1 tools would read differently (an
-integer with a leading zero) is refused here in one line naming the key, and so
-are alias bombs and files past :data:`MAX_PARAMS_BYTES`.
+- ``common``: what every stage that reads images or trains shares (seed, size, batch);
+- ``runtime``: how the training and VGG16 stages compute, not what they learn;
+- ``images``: the limit every photo read from outside is held to;
+- ``paths``: every file and folder the pipeline writes (dvc.yaml reads them as ``${paths.*}``);
+- ``download``, ``split``: where the photos come from and how they are split;
+- ``train_scratch`` and ``recipes``: the from-scratch CNN; ``recipes`` holds one section per recipe of
+  :mod:`catsdogs.models.recipes`, validated there, and ``train_scratch.recipe`` picks one;
+- ``vgg16``: the weights and preprocessing every VGG16 stage shares; ``train_top``, ``finetune``;
+- ``prediction``: how P(dog) is turned into answers (evaluate, submission, ``catsdogs predict``);
+- ``reports``: what the figures show.
+
+Every stage calls :func:`load_params`. Unknown keys, wrong types, non-finite numbers
+(``.inf``, ``.nan``) and out-of-range values raise a ``ValueError`` that names the key
+(``split.ratio``) and what is allowed, before any work starts; a key of the layout
+before 1.0 is named with its new place (:data:`MOVED_KEYS`). The file is read as DVC
+reads it (:mod:`catsdogs.core.params_yaml`), so the value a stage uses is the value
+``dvc.lock`` records.
 """
 
 from __future__ import annotations
 
-import posixpath
 import re
-import subprocess
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from ruamel.yaml import YAML, YAMLError
-from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
-from catsdogs.core.param_errors import describe_errors, shorten
+from catsdogs.core.param_errors import describe_errors
+from catsdogs.core.params_yaml import DEFAULT_PARAMS_FILE, MAX_PARAMS_BYTES, parse_params
+from catsdogs.core.paths import check_output_paths, check_paths_untracked
 
-DEFAULT_PARAMS_FILE = "params.yaml"
+__all__ = ["DEFAULT_PARAMS_FILE", "MODEL_NAMES", "Params", "load_params", "parse_params", "validate_params"]
+
 # The trained models, in pipeline order, by the name their stage, params, reports and files share.
 MODEL_NAMES = ("scratch", "top", "finetune")
 
@@ -58,8 +67,14 @@ Probability = Annotated[float, Field(ge=0, lt=1)]
 BatchSize = Annotated[int, Field(gt=0, le=MAX_BATCH_SIZE)]
 Epochs = Annotated[int, Field(gt=0, le=MAX_EPOCHS)]
 Patience = Annotated[int, Field(ge=0, le=MAX_EPOCHS)]
+Filters = Annotated[list[Annotated[int, Field(gt=0, le=MAX_FILTERS)]], Field(min_length=1, max_length=MAX_LAYERS)]
 # false: float32 (reproducible); true: bfloat16 on a CPU, float16 on a GPU; auto: mixed only where it is faster.
 MixedPrecision = bool | Literal["auto"]
+
+
+def doc(default, text: str, **constraints):
+    """A field's default and its meaning (the comment params.yaml shows beside the key)."""
+    return Field(default, description=text, **constraints)
 
 
 class Section(BaseModel):
@@ -69,32 +84,46 @@ class Section(BaseModel):
 
 
 class CommonParams(Section):
-    """Shared by every stage that reads images or trains: size, batch, seed."""
+    """Shared by every stage that reads images or trains."""
 
-    seed: Annotated[int, Field(ge=0, le=MAX_SEED)] = 42
-    image_size: Annotated[int, Field(ge=32, le=1024)] = 150
-    batch_size: BatchSize = 32
-    # Ask TensorFlow for deterministic kernels (slower; see README "Reproducibility").
-    deterministic: bool = False
-    # A training stage whose best validation accuracy is within noise of chance warns; true: it fails.
-    fail_at_chance: bool = False
+    seed: Annotated[int, Field(ge=0, le=MAX_SEED)] = doc(42, "one seed for the split, the weights, the shuffles")
+    image_size: Annotated[int, Field(ge=32, le=1024)] = doc(150, "images are resized to image_size x image_size")
+    batch_size: BatchSize = doc(32, "images per batch when training on photos and predicting")
+    fail_at_chance: bool = doc(False, "true: a training stage that ends within noise of chance fails instead of warning")
+
+
+class RuntimeParams(Section):
+    """How the training and VGG16 stages compute, not what they learn."""
+
+    deterministic: bool = doc(False, "true: deterministic TensorFlow kernels (slower); see docs/design.md")
+    mixed_precision: MixedPrecision = doc(
+        False, "false (float32, bit-reproducible) | true | auto: train_scratch, extract_features, finetune")
+
+
+class ImagesParams(Section):
+    """Photos read from outside the pipeline: split, submission, `catsdogs predict`."""
+
+    # Larger images are refused before any decode; every untrusted image, test set included, is held to it.
+    max_pixels: Annotated[int, Field(gt=0, le=MAX_PIXELS)] = doc(
+        89_478_485, "larger images are dropped (split) or refused (submission, predict) as decompression bombs")
 
 
 class PathsParams(Section):
-    """Every path the pipeline reads or writes; dvc.yaml reaches them via ${paths.*}."""
+    """Every path the pipeline reads or writes; dvc.yaml reaches them as ${paths.*}."""
 
     raw: str = "data/raw"
     raw_train: str = "data/raw/train"
     raw_test: str = "data/raw/test"
-    raw_manifest: str = "data/raw.manifest.json"  # every raw file's path, size, SHA-256: what later stages depend on
+    raw_manifest: str = doc("data/raw.manifest.json",
+                            "every raw file's path, size and SHA-256: later stages depend on it")
     train: str = "data/train"
     validation: str = "data/validation"
-    split_report: str = "reports/data/split.json"  # counts only (dvc metrics)
-    split_files: str = "reports/data/split_files.json"  # chosen, dropped, normalized file lists
-    split_manifest: str = "data/split.manifest.json"  # the same for train and validation (README "Speed, memory and disk")
+    split_report: str = doc("reports/data/split.json", "counts only (dvc metrics)")
+    split_files: str = doc("reports/data/split_files.json", "chosen, dropped, normalized file lists")
+    split_manifest: str = doc("data/split.manifest.json", "the same for train/ and validation/")
     features: str = "features"
-    vgg16_weights: str = "models/vgg16_notop.weights.h5"  # written by the weights stage, DVC-tracked
-    local_weights: str = "weights"  # local VGG16 weights files (extract_features.weights: weights/<file>)
+    vgg16_weights: str = doc("models/vgg16_notop.weights.h5", "the weights stage writes it (DVC-tracked: dvc push/pull)")
+    local_weights: str = doc("weights", "local VGG16 weights files go here (vgg16.weights: weights/<file>)")
     scratch_model: str = "models/scratch.keras"
     top_model: str = "models/top.keras"
     finetune_model: str = "models/finetune.keras"
@@ -105,7 +134,7 @@ class PathsParams(Section):
     figures: str = "reports/figures"
     summary: str = "reports/summary.md"
     submission: str = "reports/submission.csv"
-    backups: str = ".backups"  # training state for resuming a killed run (not an output; git ignores it)
+    backups: str = doc(".backups", "a killed training run resumes from here (not a DVC output; git ignores it)")
 
     @model_validator(mode="after")
     def _paths_stay_apart_inside_the_repository(self) -> "PathsParams":
@@ -115,53 +144,6 @@ class PathsParams(Section):
     def model_files(self) -> dict[str, Path]:
         """Each trained model's file, by the model's name (:data:`MODEL_NAMES`)."""
         return {name: Path(getattr(self, f"{name}_model")) for name in MODEL_NAMES}
-
-
-# Paths that lie inside another path on purpose: the raw tree's train and test folders.
-NESTED_PATHS = {("raw_train", "raw"), ("raw_test", "raw")}
-# Folders no output may touch: git's and DVC's own.
-RESERVED_FOLDERS = (".git", ".dvc")
-
-
-def normalized_path(key: str, value: str) -> PurePosixPath:
-    """``value`` as a clean relative path; ``ValueError`` naming ``paths.<key>`` unless it stays inside
-    the repository."""
-    where = f"paths.{key} ({shorten(repr(value))})"
-    if PurePosixPath(value).is_absolute() or PureWindowsPath(value).is_absolute() or PureWindowsPath(value).drive:
-        raise ValueError(f"{where} is absolute: give a path relative to the repository root")
-    if value.startswith("~"):
-        raise ValueError(f"{where} starts with '~': give a path relative to the repository root")
-    if "\\" in value:
-        raise ValueError(f"{where} contains a backslash: separate folders with '/'")
-    normal = posixpath.normpath(value) if value else "."
-    if normal == ".":
-        raise ValueError(f"{where} is the repository root: give a file or folder inside it")
-    if normal == ".." or normal.startswith("../"):
-        raise ValueError(f"{where} leaves the repository: give a path inside it")
-    if ".." in PurePosixPath(value).parts:
-        raise ValueError(f"{where} contains '..': give a plain path inside the repository")
-    path = PurePosixPath(normal)
-    if path.parts[0] in RESERVED_FOLDERS:
-        raise ValueError(f"{where} lies in {path.parts[0]}/, which git or DVC own")
-    return path
-
-
-def check_output_paths(paths: dict[str, str]) -> None:
-    """Every path relative, inside the repository, not its root, distinct, none inside another
-    (except :data:`NESTED_PATHS`); ``ValueError`` naming the key(s) otherwise."""
-    normal = {key: normalized_path(key, value) for key, value in paths.items()}
-    keys = list(normal)
-    for i, first in enumerate(keys):
-        for second in keys[i + 1:]:
-            a, b = normal[first], normal[second]
-            if a == b:
-                raise ValueError(f"paths.{first} and paths.{second} are the same path ({a}): give each its own")
-            for inner, outer in ((first, second), (second, first)):
-                if normal[outer] in normal[inner].parents and (inner, outer) not in NESTED_PATHS:
-                    raise ValueError(
-                        f"paths.{inner} ({normal[inner]}) lies inside paths.{outer} ({normal[outer]}): "
-                        "one stage's output would overwrite or delete the other's; give them separate places"
-                    )
 
 
 class KaggleFiles(Section):
@@ -174,46 +156,47 @@ class KaggleFiles(Section):
 class SyntheticParams(Section):
     """The generated offline data set: two visually distinct, learnable classes."""
 
-    count: Annotated[int, Field(ge=4, le=MAX_IMAGES)] = 200  # images per class
-    size: Annotated[int, Field(ge=16, le=1024)] = 64  # side in pixels
-    test_count: Annotated[int, Field(ge=0, le=MAX_IMAGES)] = 20
+    count: Annotated[int, Field(ge=4, le=MAX_IMAGES)] = doc(200, "images per class")
+    size: Annotated[int, Field(ge=16, le=1024)] = doc(64, "side in pixels")
+    test_count: Annotated[int, Field(ge=0, le=MAX_IMAGES)] = doc(20, "unlabelled test images")
 
 
 class ExtractionLimits(Section):
     """Limits that refuse archive bombs before anything is written."""
 
     max_members: Annotated[int, Field(gt=0, le=MAX_ARCHIVE_MEMBERS)] = 100_000
-    max_total_bytes: Annotated[int, Field(gt=0, le=MAX_ARCHIVE_BYTES)] = 8 * 1024**3  # also caps a download
+    max_total_bytes: Annotated[int, Field(gt=0, le=MAX_ARCHIVE_BYTES)] = doc(8 * 1024**3, "also caps a download")
     max_ratio: Annotated[float, Field(gt=0, le=MAX_COMPRESSION_RATIO)] = 200.0
 
 
 class DownloadParams(Section):
     """Where the raw images come from (``source``) and how they are fetched."""
 
-    source: Literal["kaggle", "microsoft", "url", "archive", "dir", "synthetic"] = "kaggle"
+    source: Literal["kaggle", "microsoft", "url", "archive", "dir", "synthetic"] = doc(
+        "kaggle", "kaggle (needs credentials, see README) | microsoft (public mirror, no account) | url | archive "
+        "| dir | synthetic (generated, offline)")
     competition: str = "dogs-vs-cats-redux-kernels-edition"
-    kaggle_files: KaggleFiles = KaggleFiles()
+    kaggle_files: KaggleFiles = doc(KaggleFiles(), "the competition's archives (test: empty string for none)")
     microsoft_url: str = (
         "https://download.microsoft.com/download/3/E/1/"
         "3E1C3F21-ECDB-4869-8368-6DEBA77B919F/kagglecatsanddogs_5340.zip"
     )
-    url: str = ""
-    # The name of an environment variable holding the URL instead (a signed URL's token stays out of
-    # params.yaml and dvc.lock, which record only this name).
-    url_env: str = ""
-    archive: str = ""
-    dir: str = ""
-    # Read files that symbolic links in download.dir lead to outside it (refused by default: a link could
-    # bring any file of the machine into data/, the DVC cache and the remote).
-    follow_links: bool = False
-    synthetic: SyntheticParams = SyntheticParams()
-    limits: ExtractionLimits = ExtractionLimits()
+    url: str = doc("", "source: url -> a zip by URL")
+    # A signed URL's token stays out of params.yaml and dvc.lock, which record only this name.
+    url_env: str = doc("", "source: url -> or the NAME of an environment variable holding the URL")
+    archive: str = doc("", "source: archive -> a zip on disk")
+    dir: str = doc("", "source: dir -> a folder laid out like Kaggle's train/")
+    # Refused by default: a link could bring any file of the machine into data/, the DVC cache and the remote.
+    follow_links: bool = doc(False, "source: dir -> true: also read files that symbolic links lead to outside it")
+    synthetic: SyntheticParams = doc(SyntheticParams(), "source: synthetic -> the generated photos")
+    limits: ExtractionLimits = doc(ExtractionLimits(), "safe extraction: refuse archive bombs")
     retries: Annotated[int, Field(ge=0, le=MAX_RETRIES)] = 5
-    timeout_s: Annotated[float, Field(gt=0, le=MAX_TIMEOUT_S)] = 60.0  # each connect and read
-    # The whole download, retries and their waits included: the 786 MB mirror at 100 KB/s fits.
-    deadline_s: Annotated[float, Field(gt=0, le=MAX_DEADLINE_S)] = 21600.0
-    # A server asking to wait longer than this before a retry (Retry-After) ends the download at once.
-    max_retry_after_s: Annotated[float, Field(ge=0, le=MAX_TIMEOUT_S)] = 120.0
+    timeout_s: Annotated[float, Field(gt=0, le=MAX_TIMEOUT_S)] = doc(60.0, "each connect and read")
+    # The 786 MB mirror at 100 KB/s fits.
+    deadline_s: Annotated[float, Field(gt=0, le=MAX_DEADLINE_S)] = doc(
+        21600.0, "the whole download, retries and their waits included (6 h)")
+    max_retry_after_s: Annotated[float, Field(ge=0, le=MAX_TIMEOUT_S)] = doc(
+        120.0, "a server asking to wait longer before a retry ends the download at once")
 
     @field_validator("url_env")
     @classmethod
@@ -246,11 +229,9 @@ class DownloadParams(Section):
 class SplitParams(Section):
     """The seeded, stratified train/validation split."""
 
-    n: Annotated[int, Field(gt=0, le=MAX_IMAGES)] | None = None  # images to use (None: all)
-    ratio: Annotated[float, Field(gt=0, lt=1)] = 0.2  # validation share
-    min_side: Annotated[int, Field(gt=0, le=MAX_SIDE)] = 32  # images smaller than this (either side) are dropped
-    # Larger images are dropped before any decode (and every untrusted image, test set included, is held to it).
-    max_pixels: Annotated[int, Field(gt=0, le=MAX_PIXELS)] = 89_478_485  # Pillow's decompression-bomb limit
+    n: Annotated[int, Field(gt=0, le=MAX_IMAGES)] | None = doc(None, "images to use (null: all of them)")
+    ratio: Annotated[float, Field(gt=0, lt=1)] = doc(0.2, "validation share, as in the tutorial")
+    min_side: Annotated[int, Field(gt=0, le=MAX_SIDE)] = doc(32, "images smaller than this are dropped (and reported)")
 
 
 class AugmentationParams(Section):
@@ -259,65 +240,33 @@ class AugmentationParams(Section):
     shear: Probability = 0.2
     zoom: Probability = 0.2
     horizontal_flip: bool = True
-    rotation: Annotated[float, Field(ge=0, le=0.5)] = 0.0  # a fraction of a full turn, either way
-    translation: Annotated[float, Field(ge=0, le=0.5)] = 0.0  # a fraction of the side, either way
+    rotation: Annotated[float, Field(ge=0, le=0.5)] = doc(0.0, "a fraction of a full turn, either way")
+    translation: Annotated[float, Field(ge=0, le=0.5)] = doc(0.0, "a fraction of the side, either way")
     contrast: Probability = 0.0
 
 
-class ModernParams(Section):
-    """The modern from-scratch recipe (train_scratch.recipe: modern)."""
-
-    epochs: Epochs = 60  # a fixed cosine schedule; the best epoch (validation loss) is kept
-    filters: Annotated[
-        list[Annotated[int, Field(gt=0, le=MAX_FILTERS)]], Field(min_length=1, max_length=MAX_LAYERS)
-    ] = [32, 64, 128, 256]
-    dropout: Probability = 0.3
-    learning_rate: Annotated[float, Field(gt=0, le=10)] = 0.002  # AdamW's peak, after the warm-up
-    weight_decay: Annotated[float, Field(ge=0, le=1)] = 0.0001
-    warmup_epochs: Patience = 2
-    label_smoothing: Annotated[float, Field(ge=0, lt=0.5)] = 0.0
-    augmentation: AugmentationParams = AugmentationParams(
-        shear=0.0, zoom=0.2, horizontal_flip=True, rotation=0.05, translation=0.1, contrast=0.2
-    )
-
-
 class TrainScratchParams(Section):
-    """The CNN trained from scratch: the tutorial's recipe (these keys) or the modern one (``modern``)."""
+    """The CNN trained from scratch: which recipe (a section of recipes: below), and how it runs."""
 
-    recipe: Literal["tutorial", "modern"] = "tutorial"
-    epochs: Epochs = 50
-    learning_rate: PositiveFloat = 0.01
-    momentum: Annotated[float, Field(ge=0, lt=1)] = 0.9
-    decay: Annotated[float, Field(ge=0)] | None = None  # None: learning_rate / epochs
-    patience: Patience = 8  # epochs without a better val_loss (validation losses are noisy; measured: README)
-    start_from_epoch: Annotated[int, Field(ge=0, le=MAX_EPOCHS)] = 10  # early stopping watches from here on
-    restore_best_weights: bool = True
-    filters: Annotated[
-        list[Annotated[int, Field(gt=0, le=MAX_FILTERS)]], Field(min_length=1, max_length=MAX_LAYERS)
-    ] = [32, 32, 64]
-    dense_units: Annotated[int, Field(gt=0, le=MAX_UNITS)] = 64
-    conv_dropout: Probability = 0.25
-    dense_dropout: Probability = 0.5
-    augmentation: AugmentationParams = AugmentationParams()
-    modern: ModernParams = ModernParams()
-    cache: Literal["memory", "none"] = "memory"
-    strategy: Literal["auto", "none", "mirrored", "multiworker"] = "auto"
-    mixed_precision: MixedPrecision = False
+    recipe: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")] = doc(
+        "tutorial", "tutorial (the 2017 tutorial's) | modern: see README \"Two recipes\"")
+    cache: Literal["memory", "none"] = doc("memory", "memory | none: keep the decoded photos in memory")
+    strategy: Literal["auto", "none", "mirrored", "multiworker"] = doc(
+        "auto", "auto | none | mirrored | multiworker: how training spreads over devices or machines")
 
 
-class ExtractFeaturesParams(Section):
-    """VGG16 bottleneck features."""
+class Vgg16Params(Section):
+    """VGG16, for every stage that runs it: weights, extract_features, finetune, evaluate, submission, predict."""
 
-    weights: str = "imagenet"  # "imagenet", "none", or a weights file inside paths.local_weights
-    preprocessing: Literal["vgg16", "rescale"] = "vgg16"
-    mixed_precision: MixedPrecision = False
+    weights: str = doc("imagenet", "imagenet | none (random, seeded) | weights/<file>.h5 (a file in paths.local_weights)")
+    preprocessing: Literal["vgg16", "rescale"] = doc("vgg16", "vgg16 (correct) | rescale (the tutorial's 1/255)")
 
 
 class TrainTopParams(Section):
-    """The dense classifier on the bottleneck features."""
+    """The dense classifier on VGG16's bottleneck features."""
 
     epochs: Epochs = 15
-    batch_size: BatchSize = 32
+    batch_size: BatchSize = doc(32, "feature rows per batch")
     learning_rate: PositiveFloat = 0.001
     units: Annotated[
         list[Annotated[int, Field(gt=0, le=MAX_UNITS)]], Field(min_length=1, max_length=MAX_LAYERS)
@@ -337,22 +286,31 @@ class TrainTopParams(Section):
 class FinetuneParams(Section):
     """Fine-tuning VGG16's last block together with the top classifier."""
 
-    epochs: Annotated[int, Field(ge=0, le=MAX_EPOCHS)] = 10  # 0: skip training (see README)
+    epochs: Annotated[int, Field(ge=0, le=MAX_EPOCHS)] = doc(10, "0: skip fine-tuning (see README)")
     learning_rate: PositiveFloat = 1e-4
     momentum: Annotated[float, Field(ge=0, lt=1)] = 0.9
-    trainable_from: str = "block5_conv1"  # layers from here on are trained
+    trainable_from: str = doc("block5_conv1", "layers from here on are trained")
     patience: Patience = 3
-    mixed_precision: MixedPrecision = False
+    augmentation: AugmentationParams = AugmentationParams()
 
 
-class EvaluateParams(Section):
-    """Evaluation, figures and predictions."""
+class PredictionParams(Section):
+    """How P(dog) becomes answers: evaluate, submission and `catsdogs predict`."""
 
-    clip: Annotated[float, Field(gt=0, lt=0.5)] = 0.005  # P(dog) clipped to [clip, 1 - clip]
+    clip: Annotated[float, Field(gt=0, lt=0.5)] = doc(0.005, "P(dog) is clipped to [clip, 1 - clip]")
     threshold: Annotated[float, Field(gt=0, lt=1)] = 0.5
-    tta: bool = False  # average P(dog) over each photo and its mirror image (evaluate, submission, predict)
-    calibrate: bool = False  # apply each model's fitted temperature in the submission and `catsdogs predict`
-    worst_images: Annotated[int, Field(gt=0, le=MAX_WORST_IMAGES)] = 16
+    tta: bool = doc(False, "test-time augmentation: mean P(dog) of each photo and its mirror image")
+    calibrate: bool = doc(False, "true: the submission and `catsdogs predict` apply the temperature fitted in evaluate")
+
+
+class ReportsParams(Section):
+    """The figures and the summary."""
+
+    worst_images: Annotated[int, Field(gt=0, le=MAX_WORST_IMAGES)] = doc(16, "the most confident mistakes shown")
+
+
+# A recipe's section: validated by its recipe (catsdogs.models.recipes), which this layer does not import.
+RecipeSections = dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")], dict[str, object]]
 
 
 class Params(BaseModel):
@@ -361,164 +319,65 @@ class Params(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 
     common: CommonParams = CommonParams()
+    runtime: RuntimeParams = RuntimeParams()
+    images: ImagesParams = ImagesParams()
     paths: PathsParams = PathsParams()
     download: DownloadParams = DownloadParams()
     split: SplitParams = SplitParams()
     train_scratch: TrainScratchParams = TrainScratchParams()
-    extract_features: ExtractFeaturesParams = ExtractFeaturesParams()
+    recipes: RecipeSections = doc({}, "one section per recipe (catsdogs/models/recipes/); train_scratch.recipe picks one")
+    vgg16: Vgg16Params = Vgg16Params()
     train_top: TrainTopParams = TrainTopParams()
     finetune: FinetuneParams = FinetuneParams()
-    evaluate: EvaluateParams = EvaluateParams()
+    prediction: PredictionParams = PredictionParams()
+    reports: ReportsParams = ReportsParams()
+
+
+# Keys of the layout before 1.0 and where each lives now: an old params.yaml gets one line per key.
+MOVED_KEYS = {
+    "common.deterministic": "runtime.deterministic",
+    "train_scratch.mixed_precision": "runtime.mixed_precision",
+    "extract_features.mixed_precision": "runtime.mixed_precision",
+    "finetune.mixed_precision": "runtime.mixed_precision",
+    "split.max_pixels": "images.max_pixels",
+    "extract_features.weights": "vgg16.weights",
+    "extract_features.preprocessing": "vgg16.preprocessing",
+    "evaluate.clip": "prediction.clip",
+    "evaluate.threshold": "prediction.threshold",
+    "evaluate.tta": "prediction.tta",
+    "evaluate.calibrate": "prediction.calibrate",
+    "evaluate.worst_images": "reports.worst_images",
+    "train_scratch.modern": "recipes.modern",
+    **{f"train_scratch.{key}": f"recipes.tutorial.{key}" for key in (
+        "epochs", "learning_rate", "momentum", "decay", "patience", "start_from_epoch", "restore_best_weights",
+        "filters", "dense_units", "conv_dropout", "dense_dropout", "augmentation")},
+}
+
+
+def moved_keys(raw: dict) -> list[str]:
+    """One line per key of ``raw`` that :data:`MOVED_KEYS` lists: where to write it now."""
+    lines = []
+    for old, new in MOVED_KEYS.items():
+        section, _, key = old.partition(".")
+        if isinstance(raw.get(section), dict) and key in raw[section]:
+            lines.append(f"{old}: moved to {new} in catsdogs 1.0 (params.yaml in the repository shows the layout)")
+    return lines
 
 
 def validate_params(raw: dict | None) -> Params:
-    """Validate a params mapping, raising ``ValueError`` that names every bad key."""
+    """Validate a params mapping, raising ``ValueError`` that names every bad key (and every moved one)."""
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
         raise ValueError(f"params must be a mapping of sections, got {type(raw).__name__}")
+    moved = moved_keys(raw)
+    if moved:
+        raise ValueError("params in the layout before catsdogs 1.0:\n  " + "\n  ".join(moved))
     try:
         return Params.model_validate(raw)
     except ValidationError as error:
         lines = describe_errors(error.errors(), Params)
         raise ValueError("invalid params:\n  " + "\n  ".join(lines)) from None
-
-
-# Caps on the params file itself, far above any real one (the shipped file: a few KiB, a few hundred values),
-# so an alias bomb or a huge file is one line here rather than minutes of work and a multi-megabyte message.
-MAX_PARAMS_BYTES = 2**20
-MAX_PARAMS_VALUES = 10_000  # nodes once aliases are expanded: what validation and its messages would walk
-MAX_PARAMS_DEPTH = 32
-GIT_TIMEOUT_S = 30.0
-# Path params a stage only reads (never deletes or writes): they may hold files git tracks (weights/README.md).
-INPUT_PATHS = frozenset({"local_weights"})
-_INT_TAG = "tag:yaml.org,2002:int"
-_MERGE_TAG = "tag:yaml.org,2002:merge"
-# An integer with a leading zero: 17 in YAML 1.2 (DVC, the stages), octal 15 (or a string) for YAML 1.1 tools.
-_LEADING_ZERO = re.compile(r"^[-+]?0[0-9_]+$")
-
-
-def _dotted(key: tuple) -> str:
-    return shorten(".".join(str(part) for part in key) or "the document")
-
-
-def check_yaml_nodes(root, name: str) -> None:
-    """Walk a composed YAML document with aliases expanded, stopping at the first problem, so the walk
-    costs at most :data:`MAX_PARAMS_VALUES` nodes; ``ValueError`` in one line naming ``name``, the dotted
-    key and its line for: more nodes than that cap, nesting deeper than :data:`MAX_PARAMS_DEPTH`, a key
-    repeated in one mapping (at any depth), an integer written with a leading zero."""
-    if root is None:
-        return
-    count = 0
-    stack = [(root, ())]
-    while stack:
-        node, key = stack.pop()
-        count += 1
-        if count > MAX_PARAMS_VALUES:
-            raise ValueError(
-                f"{name}: more than {MAX_PARAMS_VALUES} values once aliases are expanded (reached at "
-                f"{_dotted(key[:3])}): params need no aliases that multiply values; write the values out"
-            )
-        if len(key) > MAX_PARAMS_DEPTH:
-            raise ValueError(f"{name}: {_dotted(key[:3])} is nested more than {MAX_PARAMS_DEPTH} levels deep")
-        line = node.start_mark.line + 1
-        if isinstance(node, MappingNode):
-            seen: dict[tuple, int] = {}
-            for key_node, value_node in node.value:
-                if not isinstance(key_node, ScalarNode):
-                    stack.append((key_node, (*key, "?")))
-                    stack.append((value_node, (*key, "?")))
-                    continue
-                here = (*key, key_node.value)
-                identity, again = (key_node.tag, key_node.value), key_node.start_mark.line + 1
-                if key_node.tag != _MERGE_TAG and identity in seen:
-                    first = seen[identity]
-                    lines = f"lines {first} and {again}" if first != again else f"line {again}"
-                    # DVC refuses the file too; last-wins (YAML 1.1 tools) would drop the first silently.
-                    raise ValueError(f"{name}: key {_dotted(here)!r} appears twice ({lines}): keep one")
-                seen[identity] = again
-                stack.append((value_node, here))
-        elif isinstance(node, SequenceNode):
-            stack.extend((item, (*key, index)) for index, item in reversed(list(enumerate(node.value))))
-        elif node.tag == _INT_TAG and _LEADING_ZERO.match(node.value):
-            meant = int(node.value.replace("_", ""))
-            try:
-                old = f"octal {int(node.value.replace('_', ''), 8)}"
-            except ValueError:
-                old = "a string"
-            raise ValueError(
-                f"{name}: {_dotted(key)} (line {line}) is {shorten(node.value)}, an integer with a leading zero: "
-                f"DVC reads {meant}, YAML 1.1 tools {old}; write {meant}"
-            )
-
-
-def parse_params(text: str, name: str = DEFAULT_PARAMS_FILE) -> object:
-    """``text`` read exactly as DVC reads a params file (ruamel.yaml's ``YAML(typ="safe")``: YAML 1.2;
-    an empty document is ``{}``), after :func:`check_yaml_nodes`. ``ValueError`` in one line naming
-    ``name`` for what DVC refuses too (invalid YAML, a repeated key) and what :func:`check_yaml_nodes` refuses."""
-    try:
-        check_yaml_nodes(YAML(typ="safe").compose(text), name)
-        return YAML(typ="safe").load(text) or {}
-    except YAMLError as error:
-        raise ValueError(f"{name} is not valid YAML: {shorten(' '.join(str(error).split()), 200)}") from None
-    except RecursionError:  # ruamel's composer recurses per nesting level
-        raise ValueError(f"{name} is nested too deeply to read") from None
-
-
-def _dvc_lock_outs(lock: Path) -> list[str]:
-    """The ``outs`` paths dvc.lock records, for every stage; none when it is absent or unreadable
-    (DVC itself refuses an unreadable one)."""
-    try:
-        data = YAML(typ="safe").load(lock.read_text(encoding="utf-8")) if lock.is_file() else None
-    except (OSError, UnicodeDecodeError, YAMLError, RecursionError):
-        return []
-    stages = data.get("stages") if isinstance(data, dict) else None
-    outs = []
-    for stage in stages.values() if isinstance(stages, dict) else []:
-        for out in stage.get("outs", []) if isinstance(stage, dict) else []:
-            if isinstance(out, dict) and isinstance(out.get("path"), str):
-                outs.append(posixpath.normpath(out["path"]))
-    return outs
-
-
-def _git_tracked(paths: list[str]) -> list[str] | None:
-    """The files git tracks at or under ``paths`` (relative to the working directory); ``None`` outside a
-    git work tree, without git, or when git fails or hangs (then nothing can be checked)."""
-    try:
-        result = subprocess.run(
-            ["git", "--literal-pathspecs", "ls-files", "-z", "--", *paths],
-            capture_output=True, timeout=GIT_TIMEOUT_S, check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    if result.returncode != 0:
-        return None
-    return [name for name in result.stdout.decode("utf-8", "surrogateescape").split("\0") if name]
-
-
-def check_paths_untracked(paths: PathsParams, lock: str | Path = "dvc.lock") -> None:
-    """Inside a git work tree (the working directory, the repository root stages run from): no path param
-    but :data:`INPUT_PATHS` holds a file git tracks, except files at or under an output ``lock`` (dvc.lock)
-    records (a committed ``cache: false`` report), so no stage deletes tracked files when it replaces its
-    outputs; ``ValueError`` naming the key and one or two of the files otherwise. Outside a work tree, or
-    without git, nothing is checked. Runs git once."""
-    values = {
-        key: normalized_path(key, value).as_posix()
-        for key, value in paths.model_dump().items() if key not in INPUT_PATHS
-    }
-    tracked = _git_tracked(list(values.values()))
-    if not tracked:
-        return
-    recorded = _dvc_lock_outs(Path(lock))
-    unrecorded = [file for file in tracked if not any(file == out or file.startswith(out + "/") for out in recorded)]
-    for key, value in values.items():
-        files = [file for file in unrecorded if file == value or file.startswith(value + "/")]
-        if files:
-            shown = ", ".join(shorten(file) for file in files[:2]) + (f" and {len(files) - 2} more" if len(files) > 2 else "")
-            raise ValueError(
-                f"paths.{key} ({shorten(value)}) holds files git tracks ({shown}): the stage writing it would "
-                "delete them; give a path git does not track"
-            )
 
 
 def load_params(path: str | Path = DEFAULT_PARAMS_FILE, *, check_tracked: bool = True) -> Params:

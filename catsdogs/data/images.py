@@ -40,8 +40,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from catsdogs.data.datasets import decoder_messages_logged
 from catsdogs.core.io import link_or_copy
+from catsdogs.data.datasets import decoder_messages_logged
 
 # Why a file is dropped, in the order the checks run.
 DROP_REASONS = ("empty", "not_an_image", "too_large", "too_small", "corrupt")

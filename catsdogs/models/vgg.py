@@ -1,6 +1,6 @@
 """VGG16 for the bottleneck stages: its weights, and the one builder of every VGG16 model.
 
-The weights stage (:mod:`catsdogs.stages.weights`) turns ``extract_features.weights`` into one
+The weights stage (:mod:`catsdogs.stages.weights`) turns ``vgg16.weights`` into one
 file, ``paths.vgg16_weights``, in Keras's weights format: ``imagenet`` (Keras downloads
 the no-top weights once into ``$KERAS_HOME/models`` and checks their MD5), ``none``
 (random weights, seeded: tests, offline runs) or a local weights file inside
@@ -47,7 +47,7 @@ def imagenet_weights_file() -> Path:
             f"could not download the ImageNet VGG16 weights ({error}). On a machine without "
             f"network access, `dvc pull weights` brings them from the project's remote if a "
             f"connected machine pushed them; else fetch {NOTOP_WEIGHTS_FILE} (58 MB) from "
-            f"{NOTOP_WEIGHTS_URL}, copy it into weights/ and set extract_features.weights: "
+            f"{NOTOP_WEIGHTS_URL}, copy it into weights/ and set vgg16.weights: "
             f"weights/{NOTOP_WEIGHTS_FILE} in params.yaml (or copy it into $KERAS_HOME/models/, "
             f"by default ~/.keras/models/, and keep weights: imagenet)"
         ) from error
@@ -109,21 +109,21 @@ def local_weights_file(source: str, local_dir: str | Path) -> Path:
     path, folder = Path(source), Path(local_dir)
     if not path.resolve().is_relative_to(folder.resolve()):
         raise ValueError(
-            f"extract_features.weights ({source}) must be imagenet, none, or a weights file inside "
+            f"vgg16.weights ({source}) must be imagenet, none, or a weights file inside "
             f"{folder}/ (paths.local_weights): copy the file there and name it so, e.g. "
             f"weights: {folder.as_posix()}/{NOTOP_WEIGHTS_FILE}. DVC tracks that folder's content, so "
             f"replacing the file reruns the stages that use it"
         )
     if not path.is_file():
         raise ValueError(
-            f"VGG16 weights file not found: {path} (extract_features.weights must be imagenet, "
+            f"VGG16 weights file not found: {path} (vgg16.weights must be imagenet, "
             f"none, or the path of a file such as {folder.as_posix()}/{NOTOP_WEIGHTS_FILE})"
         )
     return path
 
 
 def base_from_source(source: str, seed: int, local_dir: str | Path):
-    """VGG16's base with the weights ``extract_features.weights`` names (the weights stage).
+    """VGG16's base with the weights ``vgg16.weights`` names (the weights stage).
 
     ``none`` seeds Keras right before building, so the random weights are the same in
     every process for a seed. The image size does not matter: VGG16's base has the

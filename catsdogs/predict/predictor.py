@@ -160,9 +160,9 @@ def read_untrusted_image(path: str | Path, image_size: int, max_pixels: int) -> 
     accepted formats, ``max_pixels`` before any decode, a full decode, the same
     normalisation, TensorFlow's decoder), so it is read exactly as a training image was.
     """
+    from catsdogs.core.io import describe_non_file
     from catsdogs.data.datasets import decode_rgb, resize_image
     from catsdogs.data.images import prepare_image
-    from catsdogs.core.io import describe_non_file
 
     path = Path(path)
     if not path.is_file():
@@ -215,3 +215,60 @@ def predict_files(
         estimate.update(len(chunk))
         start = chunk.stop
     return [result for result in results if result is not None]
+
+
+@dataclass(frozen=True)
+class ModelFiles:
+    """Where the trained models are, by name (``paths.*_model``), and the VGG16 weights file and
+    preprocessing that a model taking VGG16 features is stacked with."""
+
+    models: dict[str, Path]
+    weights_file: str | Path
+    preprocessing: str
+
+    @classmethod
+    def of(cls, params) -> "ModelFiles":
+        """From validated params: ``paths.*_model``, ``paths.vgg16_weights``, ``vgg16.preprocessing``."""
+        return cls(params.paths.model_files(), params.paths.vgg16_weights, params.vgg16.preprocessing)
+
+
+@dataclass(frozen=True)
+class PredictionSettings:
+    """How photos are scored: the size they are resized to (a model with its own input size uses that),
+    the batch, P(dog)'s clip, mirror averaging, the pixel limit untrusted photos are held to, and the
+    calibration temperature (1.0: none)."""
+
+    image_size: int
+    batch_size: int
+    clip: float
+    tta: bool
+    max_pixels: int
+    temperature: float = 1.0
+
+
+@dataclass(frozen=True)
+class Predictor:
+    """One model ready to score photos from outside: the submission and ``catsdogs predict`` both use it."""
+
+    model: object
+    settings: PredictionSettings
+
+    @property
+    def image_size(self) -> int:
+        return model_image_size(self.model, self.settings.image_size)
+
+    def predict_files(self, files: list[Path]) -> list[ImagePrediction]:
+        """Clipped (and calibrated) P(dog) of each file, or the reason it could not be read."""
+        settings = self.settings
+        return predict_files(self.model, files, self.image_size, settings.batch_size, settings.clip,
+                             settings.max_pixels, settings.temperature)
+
+
+def load_predictor(name_or_path: str | Path, files: ModelFiles, settings: PredictionSettings) -> Predictor:
+    """The :class:`Predictor` of a trained model by name, ``ensemble`` or a ``.keras`` file
+    (:func:`load_prediction_model`), mirror-averaged when ``settings.tta``."""
+    model = load_prediction_model(
+        name_or_path, files.models, tta=settings.tta, image_size=settings.image_size,
+        weights_file=files.weights_file, preprocessing=files.preprocessing,
+    )
+    return Predictor(model, settings)

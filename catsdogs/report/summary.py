@@ -18,13 +18,17 @@ MODEL_TITLES = {
 # The params sections (or single keys) that produce the models and these reports.
 SUMMARY_PARAMS = (
     "common",
+    "runtime",
+    "images",
     "download.source",
     "split",
     "train_scratch",
-    "extract_features",
+    "recipes",  # only the recipe train_scratch.recipe names
+    "vgg16",
     "train_top",
     "finetune",
-    "evaluate",
+    "prediction",
+    "reports",
 )
 
 
@@ -92,7 +96,10 @@ def read_summary_params(params) -> dict:
     for key in SUMMARY_PARAMS:
         section, _, leaf = key.partition(".")
         model = getattr(params, section)
-        if leaf:
+        if section == "recipes":
+            recipe = params.train_scratch.recipe
+            selected[section] = {recipe: model[recipe]} if recipe in model else {}
+        elif leaf:
             selected.setdefault(section, {})[leaf] = model.model_dump(mode="json", include={leaf})[leaf]
         else:
             selected[section] = model.model_dump(mode="json")

@@ -49,12 +49,12 @@ from urllib.parse import urlsplit
 
 import requests
 
-from catsdogs.sources import layouts
 from catsdogs.core.extract import Budget, Limits, extract_members, list_members, verify_zip
-from catsdogs.sources.http import RedactingStream, display_url, download_file, redact_library_logs
 from catsdogs.core.io import describe_non_file
 from catsdogs.core.labels import canonical_test_name, canonical_train_name
 from catsdogs.core.params import DownloadParams
+from catsdogs.sources import layouts
+from catsdogs.sources.http import RedactingStream, display_url, download_file, redact_library_logs
 from catsdogs.sources.synthetic import write_kaggle_test, write_kaggle_train
 
 logger = logging.getLogger(__name__)

@@ -2,7 +2,7 @@
 
 The image models (scratch, finetune) read the validation images; the top
 classifier reads the validation features (it takes VGG16 features; rows match
-the features' file list). P(dog) is clipped to [evaluate.clip, 1 - evaluate.clip].
+the features' file list). P(dog) is clipped to [prediction.clip, 1 - prediction.clip].
 Writes, in the evaluate reports folder:
 
 - ``metrics.json``: per model accuracy, log loss (Kaggle's metric), ROC AUC,
@@ -19,13 +19,12 @@ pipeline every model exists).
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from catsdogs.data import features as feature_files
-from catsdogs.data.datasets import list_labelled_images
 from catsdogs.core.io import (
     METRICS_FILE,
     PREDICTIONS_FILE,
@@ -36,6 +35,11 @@ from catsdogs.core.io import (
     write_text,
 )
 from catsdogs.core.labels import CLASS_LABELS
+from catsdogs.core.params import MODEL_NAMES, load_params
+from catsdogs.core.progress import prediction_estimate_callback
+from catsdogs.data import features as feature_files
+from catsdogs.data.datasets import list_labelled_images
+from catsdogs.models.files import load_model
 from catsdogs.predict.metrics import (
     classification_metrics,
     clip_probabilities,
@@ -43,8 +47,6 @@ from catsdogs.predict.metrics import (
     fit_temperature,
     roc_points,
 )
-from catsdogs.models.files import load_model
-from catsdogs.core.params import MODEL_NAMES, load_params
 from catsdogs.predict.predictor import (
     ENSEMBLE,
     model_image_size,
@@ -53,16 +55,24 @@ from catsdogs.predict.predictor import (
     takes_images,
     with_mirror_average,
 )
-from catsdogs.core.progress import prediction_estimate_callback
 
 logger = logging.getLogger("evaluate")
 
 
-def validation_images(directory: str | Path) -> tuple[list[Path], list[str], np.ndarray]:
-    """The validation images, their names relative to ``directory`` (``cats/cat.1.jpg``) and labels."""
+@dataclass(frozen=True)
+class ValidationImages:
+    """The validation photos, their names relative to the folder (``cats/cat.1.jpg``) and their labels."""
+
+    paths: list[Path]
+    names: list[str]
+    labels: np.ndarray
+
+
+def validation_images(directory: str | Path) -> ValidationImages:
+    """The validation photos of ``directory``, listed once for every model."""
     paths, labels = list_labelled_images(directory)
     root = Path(directory)
-    return paths, [path.relative_to(root).as_posix() for path in paths], labels
+    return ValidationImages(paths, [path.relative_to(root).as_posix() for path in paths], labels)
 
 
 def predict_top_from_features(model, features_dir: str | Path, names: list[str], labels, batch_size: int):
@@ -86,8 +96,8 @@ def predict_top_from_features(model, features_dir: str | Path, names: list[str],
 
 
 def predict_model(
-    name: str, path: Path, paths: list[Path], names: list[str], labels, *, features_dir: str | Path,
-    image_size: int, batch_size: int, tta: bool,
+    name: str, path: Path, validation: ValidationImages, features_dir: str | Path, image_size: int, batch_size: int,
+    tta: bool,
 ) -> np.ndarray:
     """Raw P(dog) of one saved model for the validation images, in ``paths`` order.
 
@@ -97,12 +107,12 @@ def predict_model(
     model = load_model(path)
     if takes_images(model):
         image_size = model_image_size(model, image_size)
-        logger.info("%s: predicting %d images at %dx%d%s", name, len(paths), image_size, image_size,
+        logger.info("%s: predicting %d images at %dx%d%s", name, len(validation.paths), image_size, image_size,
                     " and their mirror images" if tta else "")
-        return predict_dataset(with_mirror_average(model) if tta else model, paths, image_size, batch_size,
+        return predict_dataset(with_mirror_average(model) if tta else model, validation.paths, image_size, batch_size,
                                [prediction_estimate_callback(logger, name)])
     logger.info("%s: predicting from the bottleneck features in %s", name, features_dir)
-    return predict_top_from_features(model, features_dir, names, labels, batch_size)
+    return predict_top_from_features(model, features_dir, validation.names, validation.labels, batch_size)
 
 
 def predictions_table(names: list[str], labels, probabilities: dict[str, np.ndarray], threshold: float) -> pd.DataFrame:
@@ -121,17 +131,15 @@ def evaluate(
 ) -> tuple[dict, pd.DataFrame, dict]:
     """Predict and score every present model, and their ensemble (the mean P(dog)) when there are two or
     more; returns (metrics by model, predictions table, ROC points)."""
-    paths, names, labels = validation_images(validation_dir)
+    validation = validation_images(validation_dir)
+    names, labels = validation.names, validation.labels
     raw: dict[str, np.ndarray] = {}
     probabilities: dict[str, np.ndarray] = {}
     for name, path in model_files.items():
         if not Path(path).is_file():
             logger.warning("%s: no model at %s, skipped", name, path)
             continue
-        raw[name] = predict_model(
-            name, Path(path), paths, names, labels, features_dir=features_dir, image_size=image_size,
-            batch_size=batch_size, tta=tta,
-        )
+        raw[name] = predict_model(name, Path(path), validation, features_dir, image_size, batch_size, tta)
         probabilities[name] = clip_probabilities(raw[name], clip)
     if not probabilities:
         raise ValueError(f"no trained model found ({', '.join(MODEL_NAMES)}): run the training stages first")
@@ -143,7 +151,7 @@ def evaluate(
     for name, values in probabilities.items():
         scores = classification_metrics(labels, values, threshold)
         # Calibration, reported honestly: the temperature fitted on every validation photo (what the
-        # submission and `catsdogs predict` apply when evaluate.calibrate is on) and the log loss that
+        # submission and `catsdogs predict` apply when prediction.calibrate is on) and the log loss that
         # calibration gives on photos its temperature was not fitted on.
         scores["temperature"] = fit_temperature(labels, raw[name], clip)
         scores["calibrated_log_loss_cross_fitted"] = cross_fitted_log_loss(labels, raw[name], clip)
@@ -172,7 +180,7 @@ def write_reports(output_dir: str | Path, metrics: dict, table: pd.DataFrame, ro
 def main() -> None:
     """Load params, evaluate every model on the validation split, write the reports."""
     params = load_params()
-    paths, section = params.paths, params.evaluate
+    paths, section = params.paths, params.prediction
     metrics, table, roc = evaluate(
         paths.validation, paths.features, paths.model_files(), image_size=params.common.image_size,
         batch_size=params.common.batch_size, clip=section.clip, threshold=section.threshold, tta=section.tta,

@@ -17,15 +17,15 @@ from pathlib import Path
 
 import numpy as np
 
-from catsdogs.data import features as feature_files
-from catsdogs.models import vgg
-from catsdogs.data.datasets import list_labelled_images, make_image_dataset
 from catsdogs.core.io import atomic_path
 from catsdogs.core.labels import CLASS_FOLDERS
 from catsdogs.core.params import load_params
-from catsdogs.models.precision import set_mixed_precision
 from catsdogs.core.progress import WorkEstimate
 from catsdogs.core.seeding import seed_everything
+from catsdogs.data import features as feature_files
+from catsdogs.data.datasets import list_labelled_images, make_image_dataset
+from catsdogs.models import vgg
+from catsdogs.models.precision import set_mixed_precision
 
 logger = logging.getLogger("extract_features")
 
@@ -83,16 +83,16 @@ def extract_features(
 def main() -> None:
     """Load params, extract the features of the train and validation splits into paths.features."""
     params = load_params()
-    common, section = params.common, params.extract_features
-    seed_everything(common.seed, common.deterministic)
+    common, runtime = params.common, params.runtime
+    seed_everything(common.seed, runtime.deterministic)
     meta = extract_features(
         {"train": params.paths.train, "validation": params.paths.validation},
         params.paths.features,
         image_size=common.image_size,
         batch_size=common.batch_size,
         weights_file=params.paths.vgg16_weights,
-        preprocessing=section.preprocessing,
-        mixed_precision=section.mixed_precision,
+        preprocessing=params.vgg16.preprocessing,
+        mixed_precision=runtime.mixed_precision,
     )
     images = sum(counts["total"] for counts in meta["counts"].values())
     seconds = sum(meta["extract_seconds"].values())

@@ -18,16 +18,17 @@ from pathlib import Path
 
 import keras
 
-from catsdogs.train import training
-from catsdogs.models import vgg
+from catsdogs.core.params import CommonParams, FinetuneParams, RuntimeParams, load_params
+from catsdogs.core.progress import prediction_estimate_callback, training_estimate_callback
+from catsdogs.core.seeding import seed_everything
 from catsdogs.data.augmentation import batch_augmentation
 from catsdogs.data.datasets import list_labelled_images, make_image_dataset
-from catsdogs.models.files import load_model, save_model
-from catsdogs.core.params import load_params
+from catsdogs.models import vgg
+from catsdogs.models.files import load_model
 from catsdogs.models.precision import set_mixed_precision
-from catsdogs.core.progress import prediction_estimate_callback, training_estimate_callback
+from catsdogs.train import training
 from catsdogs.train.resume import fit_resumable, resume_backup
-from catsdogs.core.seeding import seed_everything
+from catsdogs.train.training import TrainingFiles
 
 logger = logging.getLogger("finetune")
 
@@ -44,16 +45,15 @@ def freeze_below(base, trainable_from: str) -> None:
         layer.trainable = index >= start
 
 
-def fit_finetune(
-    model, train, validation, *, image_size: int, batch_size: int, seed: int, augment, epochs: int,
-    learning_rate: float, momentum: float, patience: int, backup=None,
-) -> tuple[dict, dict]:
+def fit_finetune(model, train, validation, common: CommonParams, config: FinetuneParams, backup=None) -> tuple[dict, dict]:
     """Compile (SGD with momentum) and fit with early stopping, resuming from ``backup`` (see
     :mod:`catsdogs.train.resume`); returns (history, extra summary figures)."""
-    train_data = make_image_dataset(*train, image_size, batch_size, shuffle=True, seed=seed, augment=augment)
-    validation_data = make_image_dataset(*validation, image_size, batch_size)
+    augment = batch_augmentation(**config.augmentation.model_dump(), seed=common.seed)
+    train_data = make_image_dataset(*train, common.image_size, common.batch_size, shuffle=True, seed=common.seed,
+                                    augment=augment)
+    validation_data = make_image_dataset(*validation, common.image_size, common.batch_size)
     model.compile(
-        optimizer=keras.optimizers.SGD(learning_rate=learning_rate, momentum=momentum),
+        optimizer=keras.optimizers.SGD(learning_rate=config.learning_rate, momentum=config.momentum),
         loss="binary_crossentropy",
         metrics=["accuracy"],
     )
@@ -63,10 +63,11 @@ def fit_finetune(
     estimate = prediction_estimate_callback(logger, "starting point")
     initial = model.evaluate(validation_data, return_dict=True, verbose=training.fit_verbosity(), callbacks=[estimate])
     logger.info("starting point: val_loss %.4f, val_accuracy %.4f", initial["loss"], initial["accuracy"])
-    stopping = keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True, verbose=1)
+    stopping = keras.callbacks.EarlyStopping(
+        monitor="val_loss", patience=config.patience, restore_best_weights=True, verbose=1)
     history, resumed_from_epoch = fit_resumable(
-        model, backup, stopping, epochs=epochs,
-        callbacks=[training_estimate_callback(logger, "fine-tuning", epochs, None)],
+        model, backup, stopping, epochs=config.epochs,
+        callbacks=[training_estimate_callback(logger, "fine-tuning", config.epochs, None)],
         x=train_data, validation_data=validation_data, verbose=training.fit_verbosity(),
         shuffle=False,  # the tf.data pipeline shuffles (seeded); fit cannot shuffle a dataset
     )
@@ -75,81 +76,51 @@ def fit_finetune(
     return history, extra
 
 
-# finetune's arguments that do not change what it computes (the rest key a resume backup).
-_NOT_SETTINGS = ("train_dir", "validation_dir", "top_model_path", "model_path", "reports_dir", "backups")
-
-
 def finetune(
-    train_dir: str | Path,
-    validation_dir: str | Path,
-    top_model_path: str | Path,
-    model_path: str | Path,
-    reports_dir: str | Path,
-    *,
-    image_size: int,
-    batch_size: int,
-    seed: int,
-    deterministic: bool,
-    fail_at_chance: bool,
-    weights_file: str | Path,
-    preprocessing: str,
-    augmentation: dict,
-    epochs: int,
-    learning_rate: float,
-    momentum: float,
-    trainable_from: str,
-    patience: int,
-    mixed_precision: bool | str,
-    backups: str | Path | None = None,
+    files: TrainingFiles, top_model: str | Path, weights_file: str | Path, preprocessing: str, common: CommonParams,
+    runtime: RuntimeParams, config: FinetuneParams,
 ) -> dict:
-    """Stack VGG16 and the top classifier, fine-tune (or skip when ``epochs`` is 0), save model and reports.
-
-    With ``backups`` (a folder outside the outputs) a killed run resumes from its last finished epoch."""
-    settings = {key: value for key, value in locals().items() if key not in _NOT_SETTINGS}
-    seed_everything(seed, deterministic)
-    train = list_labelled_images(train_dir)
-    validation = list_labelled_images(validation_dir)
-    policy = set_mixed_precision(mixed_precision)
-    top = load_model(top_model_path)
-    base = vgg.build_vgg16_base(image_size, weights_file)  # the weights the features came from
-    seed_everything(seed, deterministic)  # same shuffling/augmentation whatever the weights
-    freeze_below(base, trainable_from)
-    model = vgg.vgg16_image_model(base, preprocessing, image_size, top=top, name="vgg16_finetune")
+    """Stack VGG16 and the top classifier, fine-tune (or skip when ``config.epochs`` is 0), save model and
+    reports. With ``files.backups`` (a folder outside the outputs) a killed run resumes from its last
+    finished epoch, keyed by the configs and the data."""
+    seed_everything(common.seed, runtime.deterministic)
+    train = list_labelled_images(files.train)
+    validation = list_labelled_images(files.validation)
+    policy = set_mixed_precision(runtime.mixed_precision)
+    top = load_model(top_model)
+    base = vgg.build_vgg16_base(common.image_size, weights_file)  # the weights the features came from
+    seed_everything(common.seed, runtime.deterministic)  # same shuffling/augmentation whatever the weights
+    freeze_below(base, config.trainable_from)
+    model = vgg.vgg16_image_model(base, preprocessing, common.image_size, top=top, name="vgg16_finetune")
     trainable = int(sum(keras.ops.size(weight) for weight in model.trainable_weights))
     summary = {
-        "skipped": epochs == 0,
-        "trainable_from": trainable_from,
+        "skipped": config.epochs == 0,
+        "trainable_from": config.trainable_from,
         "trainable_parameters": trainable,
         "dtype_policy": policy,
-        "train_count": len(train[0]),
-        "validation_count": len(validation[0]),
     }
     history: dict = {}
     backup = None
-    if epochs == 0:
+    if config.epochs == 0:
         logger.info("finetune.epochs is 0: writing the stacked VGG16 + top model without training it")
-        summary["epochs_run"] = summary["resumed_from_epoch"] = 0
+        summary |= {"epochs_run": 0, "resumed_from_epoch": 0, "train_count": len(train[0]),
+                    "validation_count": len(validation[0])}
     else:
-        logger.info("fine-tuning from %s (%d trainable parameters), up to %d epochs", trainable_from, trainable, epochs)
+        logger.info("fine-tuning from %s (%d trainable parameters), up to %d epochs", config.trainable_from,
+                    trainable, config.epochs)
         started = time.perf_counter()
-        data = [train_dir, validation_dir, top_model_path, weights_file]
-        backup = resume_backup(backups, "finetune", settings, data)
-        history, extra = fit_finetune(
-            model, train, validation, image_size=image_size, batch_size=batch_size, seed=seed,
-            augment=batch_augmentation(**augmentation, seed=seed), epochs=epochs, learning_rate=learning_rate,
-            momentum=momentum, patience=patience, backup=backup,
-        )
+        settings = training.settings_key(common, runtime, config, preprocessing=preprocessing)
+        backup = resume_backup(files.backups, "finetune", settings, [files.train, files.validation, top_model,
+                                                                      weights_file])
+        history, extra = fit_finetune(model, train, validation, common, config, backup=backup)
         seconds = time.perf_counter() - started
-        summary |= training.summarize_history(history) | extra
-        summary |= training.timing_summary(seconds, len(train[0]), summary["epochs_run"])
-        summary |= training.chance_check(summary["best_val_accuracy"], validation[1])
+        summary |= training.summarize_run(history, seconds, len(train[0]), validation[1]) | extra
         training.report_chance(
-            logger, "finetune", summary, len(validation[0]), fail_at_chance,
+            logger, "finetune", summary, common.fail_at_chance,
             "a top classifier that did not learn (see train_top), a learning rate that is too high "
             "(finetune.learning_rate)",
         )
-    save_model(model, model_path)
-    training.write_training_reports(reports_dir, history, summary)
+    training.save_outputs(model, files, history, summary)
     if backup is not None:
         backup.remove()
     return summary
@@ -158,13 +129,7 @@ def finetune(
 def main() -> None:
     """Load params and run the stage on paths.train / paths.validation and the top classifier."""
     params = load_params()
-    paths, features = params.paths, params.extract_features
-    finetune(
-        paths.train, paths.validation, paths.top_model, paths.finetune_model, paths.finetune_reports,
-        **params.common.model_dump(),
-        weights_file=paths.vgg16_weights,
-        preprocessing=features.preprocessing,
-        augmentation=params.train_scratch.augmentation.model_dump(),
-        **params.finetune.model_dump(),
-        backups=paths.backups,
-    )
+    paths = params.paths
+    files = TrainingFiles(paths.train, paths.validation, paths.finetune_model, paths.finetune_reports, paths.backups)
+    finetune(files, paths.top_model, paths.vgg16_weights, params.vgg16.preprocessing, params.common, params.runtime,
+             params.finetune)

@@ -23,12 +23,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from catsdogs.report import plotting
-from catsdogs.data.datasets import list_images
 from catsdogs.core.io import HISTORY_FILE, METRICS_FILE, PREDICTIONS_FILE, ROC_FOLDER, atomic_path, write_text
 from catsdogs.core.labels import CLASS_FOLDERS, CLASS_LABELS
+from catsdogs.core.params import MODEL_NAMES, PathsParams, load_params
+from catsdogs.data.datasets import list_images
 from catsdogs.predict.metrics import best_model
-from catsdogs.core.params import MODEL_NAMES, load_params
+from catsdogs.report import plotting
 from catsdogs.report.summary import read_summary_params, render_summary
 
 logger = logging.getLogger("reports")
@@ -175,16 +175,15 @@ def ordered_models(metrics: dict) -> dict:
     return {name: metrics[name] for name in sorted(metrics, key=lambda name: (order.get(name, len(order)), name))}
 
 
-def build_reports(
-    *, training_reports: dict[str, Path], evaluate_dir: str | Path, split_report: str | Path,
-    validation_dir: str | Path, scratch_model: str | Path, figures_dir: str | Path, summary: str | Path,
-    image_size: int, clip: float, worst_images: int, summary_params: dict,
-) -> list[Path]:
-    """Draw every figure into ``figures_dir`` (replaced whole) and write the ``summary`` markdown.
+def build_reports(paths: PathsParams, image_size: int, clip: float, worst_images: int, summary_params: dict) -> list[Path]:
+    """Draw every figure into ``paths.figures`` (replaced whole) and write the ``paths.summary`` markdown from the
+    training stages' reports, evaluate's, the split's, the validation photos and the scratch model.
 
-    ``training_reports`` maps each model to its training stage's reports folder;
-    the fine-tuning's history is optional (older runs had none).
+    The fine-tuning's history is optional (older runs had none).
     """
+    training_reports = {"scratch": paths.scratch_reports, "top": paths.top_reports, "finetune": paths.finetune_reports}
+    evaluate_dir, split_report, summary = paths.evaluate_reports, paths.split_report, paths.summary
+    validation_dir, scratch_model, figures_dir = paths.validation, paths.scratch_model, paths.figures
     histories = {}
     for name, folder in training_reports.items():
         path = Path(folder) / HISTORY_FILE
@@ -221,10 +220,7 @@ def main() -> None:
     params = load_params()
     paths = params.paths
     figures = build_reports(
-        training_reports={"scratch": paths.scratch_reports, "top": paths.top_reports, "finetune": paths.finetune_reports},
-        evaluate_dir=paths.evaluate_reports, split_report=paths.split_report, validation_dir=paths.validation,
-        scratch_model=paths.scratch_model, figures_dir=paths.figures, summary=paths.summary,
-        image_size=params.common.image_size, clip=params.evaluate.clip, worst_images=params.evaluate.worst_images,
-        summary_params=read_summary_params(params),
+        paths, params.common.image_size, params.prediction.clip, params.reports.worst_images,
+        read_summary_params(params),
     )
     logger.info("wrote %d figures to %s and %s", len(figures), paths.figures, paths.summary)

@@ -2,7 +2,7 @@
 
 Reads the raw ``cat.N.jpg`` / ``dog.N.jpg`` files (other names are skipped and
 counted), decode-checks every image with Pillow and with TensorFlow's decoder,
-under ``split.max_pixels`` (:mod:`catsdogs.data.images`; a broken or hostile file is
+under ``images.max_pixels`` (:mod:`catsdogs.data.images`; a broken or hostile file is
 dropped and counted, never a crash), and writes the
 train and validation sets as ``cats/`` and ``dogs/`` folders (Keras' directory
 layout) under the Kaggle file names, plus a metrics report (counts only) and
@@ -22,12 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
-from catsdogs.data.images import DROP_REASONS, NORMALIZE_REASONS, ImageCheck, check_images, write_image
 from catsdogs.core.io import atomic_path, naming_errors, temporary_prefix, write_json
 from catsdogs.core.labels import CLASS_FOLDERS, parse_train_name
 from catsdogs.core.manifest import forget_manifest, write_manifest
 from catsdogs.core.params import load_params
 from catsdogs.core.progress import WorkEstimate
+from catsdogs.data.images import DROP_REASONS, NORMALIZE_REASONS, ImageCheck, check_images, write_image
 
 logger = logging.getLogger("split")
 
@@ -207,7 +207,7 @@ def main() -> None:
         n=split.n,
         ratio=split.ratio,
         min_side=split.min_side,
-        max_pixels=split.max_pixels,
+        max_pixels=params.images.max_pixels,
         seed=params.common.seed,
     )
     write_manifest(paths.split_manifest, {paths.train: paths.train, paths.validation: paths.validation})

@@ -2,13 +2,13 @@
 
 The model with the lowest validation log loss (from the evaluate stage's
 metrics) predicts P(dog) for each test image ``N.jpg`` (clipped to
-[evaluate.clip, 1 - evaluate.clip]). The CSV is ``id,label`` with label =
+[prediction.clip, 1 - prediction.clip]). The CSV is ``id,label`` with label =
 P(dog), ids sorted numerically, as the competition expects.
 
 Without a test set (the folder is absent or empty, e.g. the Microsoft mirror or
 a synthetic source without test images) the stage says so and writes the header
 alone. Test images are untrusted: each passes the split's checks first (accepted
-formats, ``split.max_pixels`` before any decode, a full decode with Pillow and
+formats, ``images.max_pixels`` before any decode, a full decode with Pillow and
 TensorFlow). One that fails is skipped: it gets the uninformative P(dog) = 0.5
 (Kaggle scores only complete submissions, and 0.5 costs the least log loss a
 guess can), a warning names it and why, and a final warning gives how many and
@@ -18,14 +18,15 @@ which ids were skipped.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
-from catsdogs.data.datasets import list_images
 from catsdogs.core.io import METRICS_FILE, write_text
 from catsdogs.core.labels import kaggle_test_id
-from catsdogs.predict.metrics import best_model_in, temperature_in
 from catsdogs.core.params import load_params
-from catsdogs.predict.predictor import load_prediction_model, model_image_size, predict_files
+from catsdogs.data.datasets import list_images
+from catsdogs.predict.metrics import best_model_in, temperature_in
+from catsdogs.predict.predictor import ModelFiles, PredictionSettings, Predictor, load_predictor
 
 logger = logging.getLogger("submission")
 
@@ -60,20 +61,9 @@ def format_submission(rows: list[tuple[int, float]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def predict_test_set(
-    images: list[tuple[int, Path]], model_name: str, model_files: dict[str, Path], *, image_size: int,
-    batch_size: int, clip: float, tta: bool, temperature: float, max_pixels: int, weights_file: str | Path,
-    preprocessing: str,
-) -> tuple[list[tuple[int, float]], list[int]]:
-    """(id, P(dog)) for each test image with the named model (or the ensemble), and the ids skipped (given 0.5)."""
-    model = load_prediction_model(
-        model_name, model_files, tta=tta, image_size=image_size, weights_file=weights_file,
-        preprocessing=preprocessing,
-    )
-    results = predict_files(
-        model, [path for _, path in images], model_image_size(model, image_size), batch_size, clip, max_pixels,
-        temperature,
-    )
+def predict_test_set(images: list[tuple[int, Path]], predictor: Predictor) -> tuple[list[tuple[int, float]], list[int]]:
+    """(id, P(dog)) for each test image, and the ids skipped (given 0.5)."""
+    results = predictor.predict_files([path for _, path in images])
     rows, skipped = [], []
     for (identifier, _), result in zip(images, results):
         if result.error is not None:
@@ -92,11 +82,11 @@ def predict_test_set(
 
 
 def make_submission(
-    test_dir: str | Path, evaluate_dir: str | Path, model_files: dict[str, Path], submission: str | Path, *,
-    image_size: int, batch_size: int, clip: float, tta: bool, calibrate: bool, max_pixels: int,
-    weights_file: str | Path, preprocessing: str,
+    test_dir: str | Path, evaluate_dir: str | Path, submission: str | Path, files: ModelFiles,
+    settings: PredictionSettings, calibrate: bool,
 ) -> tuple[int, list[int]]:
-    """Write the ``submission`` CSV for the images in ``test_dir``; return the number of rows and the skipped ids."""
+    """Write the ``submission`` CSV for the images in ``test_dir`` with the best model by validation log loss
+    (its temperature applied when ``calibrate``); return the number of rows and the skipped ids."""
     images = list_test_images(test_dir)
     if not images:
         logger.info("no test images in %s (the source has no test set): writing the header only", test_dir)
@@ -106,10 +96,8 @@ def make_submission(
     temperature = temperature_in(Path(evaluate_dir) / METRICS_FILE, model_name) if calibrate else 1.0
     logger.info("predicting %d test images with %s (best validation log loss; calibration temperature %.3f)",
                 len(images), model_name, temperature)
-    rows, skipped = predict_test_set(
-        images, model_name, model_files, image_size=image_size, batch_size=batch_size, clip=clip, tta=tta,
-        temperature=temperature, max_pixels=max_pixels, weights_file=weights_file, preprocessing=preprocessing,
-    )
+    predictor = load_predictor(model_name, files, replace(settings, temperature=temperature))
+    rows, skipped = predict_test_set(images, predictor)
     write_text(submission, format_submission(rows))
     return len(rows), skipped
 
@@ -117,12 +105,11 @@ def make_submission(
 def main() -> None:
     """Load params and write the submission CSV."""
     params = load_params()
-    paths, common, features = params.paths, params.common, params.extract_features
+    paths, common, prediction = params.paths, params.common, params.prediction
+    settings = PredictionSettings(common.image_size, common.batch_size, prediction.clip, prediction.tta,
+                                  params.images.max_pixels)
     count, skipped = make_submission(
-        paths.raw_test, paths.evaluate_reports, paths.model_files(), paths.submission,
-        image_size=common.image_size, batch_size=common.batch_size, clip=params.evaluate.clip, tta=params.evaluate.tta,
-        calibrate=params.evaluate.calibrate,
-        max_pixels=params.split.max_pixels, weights_file=paths.vgg16_weights, preprocessing=features.preprocessing,
+        paths.raw_test, paths.evaluate_reports, paths.submission, ModelFiles.of(params), settings, prediction.calibrate,
     )
     logger.info("wrote %s (%d rows, %d of them skipped images given P(dog)=%.1f)", paths.submission, count,
                 len(skipped), UNREADABLE_PROBABILITY)

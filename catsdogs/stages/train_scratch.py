@@ -1,9 +1,10 @@
-"""Stage train_scratch: the tutorial's small CNN, trained from scratch on the split's images.
+"""Stage train_scratch: a CNN trained from scratch on the split's images, by the recipe
+``train_scratch.recipe`` names (:mod:`catsdogs.models.recipes`: the tutorial's or the modern one).
 
-Trains with SGD + time decay and the tutorial's augmentation (applied to
-training batches in tf.data, never inside the model), stops early on validation
-loss, and saves the best model with the training reports every training stage
-writes (:mod:`catsdogs.train.training`).
+The recipe gives the network, its optimizer and schedule, its augmentation (applied to
+training batches in tf.data, never inside the model) and its stopping rule; this stage
+checks the photos, trains, and saves the best model with the training reports every
+training stage writes (:mod:`catsdogs.train.training`).
 
 Bad input stops before any training with a ValueError: an empty or missing class
 folder (a single class), an image_size too small for the conv/pool stack, or an
@@ -18,9 +19,10 @@ from __future__ import annotations
 import logging
 import math
 import time
-from pathlib import Path
 
-from catsdogs.train import training
+from catsdogs.core.params import CommonParams, RuntimeParams, TrainScratchParams, load_params
+from catsdogs.core.progress import training_estimate_callback
+from catsdogs.core.seeding import seed_everything
 from catsdogs.data.augmentation import batch_augmentation
 from catsdogs.data.datasets import (
     check_readable,
@@ -30,14 +32,12 @@ from catsdogs.data.datasets import (
     unreadable_error,
     unreadable_images,
 )
-from catsdogs.train.distribution import select_strategy
-from catsdogs.models.files import save_model
-from catsdogs.core.params import load_params
 from catsdogs.models.precision import set_mixed_precision
-from catsdogs.core.progress import training_estimate_callback
+from catsdogs.models.recipes import Recipe, Stopping, load_recipe
+from catsdogs.train import training
+from catsdogs.train.distribution import select_strategy
 from catsdogs.train.resume import fit_resumable, resume_backup
-from catsdogs.models.scratch import check_image_size, compile_model
-from catsdogs.core.seeding import seed_everything
+from catsdogs.train.training import TrainingFiles
 
 logger = logging.getLogger("train_scratch")
 
@@ -55,98 +55,54 @@ def make_datasets(train, validation, image_size: int, batch_size: int, seed: int
     return train_dataset, validation_dataset
 
 
-def fit(
-    model, train_dataset, validation_dataset, epochs: int, patience: int, start_from_epoch: int,
-    restore_best_weights: bool, backup=None,
-) -> tuple[dict, int]:
-    """Train with early stopping on val_loss (watched from ``start_from_epoch``), resuming from ``backup``
-    (a :class:`catsdogs.train.resume.Backup`, or None) where it holds finished epochs; return the history of
+def fit(model, train_dataset, validation_dataset, stopping: Stopping, backup=None) -> tuple[dict, int]:
+    """Train with the recipe's early stopping on val_loss, resuming from ``backup`` (a
+    :class:`catsdogs.train.resume.Backup`, or None) where it holds finished epochs; return the history of
     every epoch and the number of epochs the run resumed after (0: none)."""
     import keras
 
     early_stopping = keras.callbacks.EarlyStopping(
-        monitor="val_loss", patience=patience, start_from_epoch=start_from_epoch,
-        restore_best_weights=restore_best_weights, verbose=1,
+        monitor="val_loss", patience=stopping.patience, start_from_epoch=stopping.start_from_epoch,
+        restore_best_weights=stopping.restore_best_weights, verbose=1,
     )
     return fit_resumable(
-        model, backup, early_stopping, epochs=epochs,
-        callbacks=[training_estimate_callback(logger, "training", epochs, None)],
+        model, backup, early_stopping, epochs=stopping.epochs,
+        callbacks=[training_estimate_callback(logger, "training", stopping.epochs, None)],
         x=train_dataset, validation_data=validation_dataset, verbose=training.fit_verbosity(),
         shuffle=False,  # the tf.data pipeline shuffles (seeded); fit cannot shuffle a dataset
     )
 
 
-# train_scratch's arguments that do not change what it computes (the rest key a resume backup).
-_NOT_SETTINGS = ("train_dir", "validation_dir", "model_path", "reports_dir", "backups")
-
-
 def train_scratch(
-    train_dir: str | Path,
-    validation_dir: str | Path,
-    model_path: str | Path,
-    reports_dir: str | Path,
-    *,
-    image_size: int,
-    batch_size: int,
-    seed: int,
-    deterministic: bool,
-    fail_at_chance: bool,
-    recipe: str,
-    epochs: int,
-    learning_rate: float,
-    momentum: float,
-    decay: float | None,
-    patience: int,
-    start_from_epoch: int,
-    restore_best_weights: bool,
-    filters: list[int],
-    dense_units: int,
-    conv_dropout: float,
-    dense_dropout: float,
-    augmentation: dict,
-    modern: dict,
-    cache: str,
-    strategy: str,
-    mixed_precision: bool | str,
-    backups: str | Path | None = None,
+    files: TrainingFiles, common: CommonParams, runtime: RuntimeParams, scratch: TrainScratchParams, recipe: Recipe,
 ) -> dict:
-    """Check the inputs, train the recipe's CNN, save it and its reports; return the metrics.
+    """Check the inputs, train ``recipe``'s CNN (``scratch``: its cache and strategy), save it and its
+    reports; return the metrics.
 
-    ``recipe`` is ``tutorial`` (the keys of this section, early stopping on val_loss
-    from ``start_from_epoch``) or ``modern`` (``modern``'s keys: a fixed cosine
-    schedule of ``modern["epochs"]``, keeping the epoch with the best val_loss). With ``backups`` (a
-    folder outside the outputs) a killed run resumes from its last finished epoch (:mod:`catsdogs.train.resume`).
+    With ``files.backups`` (a folder outside the outputs) a killed run resumes from its last finished
+    epoch (:mod:`catsdogs.train.resume`), keyed by the configs and the data.
     """
-    settings = {key: value for key, value in locals().items() if key not in _NOT_SETTINGS}
-    if recipe == "tutorial":
-        check_image_size(image_size, len(filters))
-        stopping = {"epochs": epochs, "patience": patience, "start_from_epoch": start_from_epoch,
-                    "restore_best_weights": restore_best_weights}
-    else:
-        augmentation = modern["augmentation"]
-        stopping = {"epochs": modern["epochs"], "patience": modern["epochs"], "start_from_epoch": 0,
-                    "restore_best_weights": True}
-    train = list_labelled_images(train_dir)  # raises for a missing or empty class folder
-    validation = list_labelled_images(validation_dir)
+    recipe.check(common.image_size)
+    stopping = recipe.stopping()
+    train = list_labelled_images(files.train)  # raises for a missing or empty class folder
+    validation = list_labelled_images(files.validation)
     logger.info("images: %d train, %d validation", len(train[0]), len(validation[0]))
 
     import keras  # noqa: F401  (imported before seeding, so seed_everything seeds Keras too)
     import tensorflow as tf
 
     # The strategy comes before any TensorFlow op: multi-worker collectives must be set up first.
-    distribution = select_strategy(strategy)
-    check_readable(*train, image_size, CHECKED_PER_CLASS)
-    check_readable(*validation, image_size, CHECKED_PER_CLASS)
+    distribution = select_strategy(scratch.strategy)
+    check_readable(*train, common.image_size, CHECKED_PER_CLASS)
+    check_readable(*validation, common.image_size, CHECKED_PER_CLASS)
 
-    seed_everything(seed, deterministic)
-    policy = set_mixed_precision(mixed_precision)
-    augment = batch_augmentation(**augmentation, seed=seed)
-    tutorial = {"filters": filters, "dense_units": dense_units, "conv_dropout": conv_dropout,
-                "dense_dropout": dense_dropout, "learning_rate": learning_rate, "momentum": momentum, "decay": decay,
-                "epochs": epochs}
+    seed_everything(common.seed, runtime.deterministic)
+    policy = set_mixed_precision(runtime.mixed_precision)
+    augment = batch_augmentation(**recipe.augmentation.model_dump(), seed=common.seed)
+    cache = scratch.cache == "memory"
     with distribution.scope():
-        model = compile_model(recipe, image_size, math.ceil(len(train[0]) / batch_size), tutorial, modern)
-    logger.info("model: %s recipe, %d parameters, dtype policy %s", recipe, model.count_params(), policy)
+        model = recipe.build(common.image_size, math.ceil(len(train[0]) / common.batch_size))
+    logger.info("model: %s recipe, %d parameters, dtype policy %s", recipe.name, model.count_params(), policy)
 
     started = time.perf_counter()
     backup, resumed_from_epoch = None, 0
@@ -154,56 +110,49 @@ def train_scratch(
         if isinstance(distribution, tf.distribute.MultiWorkerMirroredStrategy):
             from catsdogs.train.multiworker import fit_multiworker
 
-            history = fit_multiworker(
-                model, distribution, augment, train, validation, image_size=image_size, batch_size=batch_size,
-                seed=seed, cache=cache == "memory", **stopping,
-            )
+            history = fit_multiworker(model, distribution, augment, train, validation, common, cache, stopping)
         else:
-            datasets = make_datasets(train, validation, image_size, batch_size, seed, cache == "memory", augment)
-            backup = resume_backup(backups, "train_scratch", settings, [train_dir, validation_dir])
-            history, resumed_from_epoch = fit(model, *datasets, **stopping, backup=backup)
+            datasets = make_datasets(train, validation, common.image_size, common.batch_size, common.seed, cache, augment)
+            settings = training.settings_key(common, runtime, scratch, recipe=recipe.config)
+            backup = resume_backup(files.backups, "train_scratch", settings, [files.train, files.validation])
+            history, resumed_from_epoch = fit(model, *datasets, stopping, backup=backup)
     except tf.errors.InvalidArgumentError as error:
-        broken = unreadable_images(train[0] + validation[0], image_size)
+        broken = unreadable_images(train[0] + validation[0], common.image_size)
         if not broken:
             raise
         raise unreadable_error(broken) from error
     seconds = time.perf_counter() - started
 
-    summary = training.summarize_history(history, watched_from=stopping["start_from_epoch"])
+    summary = training.summarize_run(history, seconds, len(train[0]), validation[1],
+                                     watched_from=stopping.start_from_epoch)
     summary.update(
-        training.timing_summary(seconds, len(train[0]), summary["epochs_run"]),
-        train_count=len(train[0]),
-        validation_count=len(validation[0]),
         parameters=model.count_params(),
         replicas=distribution.num_replicas_in_sync,
         dtype_policy=policy,
-        recipe=recipe,
+        recipe=recipe.name,
         resumed_from_epoch=resumed_from_epoch,
-        **training.chance_check(summary["best_val_accuracy"], validation[1]),
     )
     training.report_chance(
-        logger, "train_scratch", summary, len(validation[0]), fail_at_chance,
-        "early stopping before the model left its initial plateau (raise train_scratch.start_from_epoch or "
-        "patience), a learning rate that is too high or too low (train_scratch.learning_rate)",
+        logger, "train_scratch", summary, common.fail_at_chance,
+        f"early stopping before the model left its initial plateau (raise recipes.{recipe.name}.start_from_epoch "
+        f"or patience), a learning rate that is too high or too low (recipes.{recipe.name}.learning_rate)",
     )
     logger.info(
         "validation accuracy %.4f (best epoch %d of %d), %.1f training images/s",
         summary["best_val_accuracy"], summary["best_epoch"], summary["epochs_run"], summary["images_per_second"],
     )
     if distribution.extended.should_checkpoint:  # only the chief worker writes (every process when not multi-worker)
-        save_model(model, model_path)  # first: a failed save leaves no fresh reports behind
-        training.write_training_reports(reports_dir, history, summary)
-        logger.info("wrote %s and %s", model_path, reports_dir)
+        training.save_outputs(model, files, history, summary)
+        logger.info("wrote %s and %s", files.model, files.reports)
     if backup is not None:
         backup.remove()
     return summary
 
 
 def main() -> None:
-    """Load params.yaml and run the stage."""
+    """Load params.yaml and run the stage with the recipe train_scratch.recipe names."""
     params = load_params()
     paths = params.paths
-    train_scratch(
-        paths.train, paths.validation, paths.scratch_model, paths.scratch_reports,
-        **params.common.model_dump(), **params.train_scratch.model_dump(), backups=paths.backups,
-    )
+    files = TrainingFiles(paths.train, paths.validation, paths.scratch_model, paths.scratch_reports, paths.backups)
+    scratch = params.train_scratch
+    train_scratch(files, params.common, params.runtime, scratch, load_recipe(scratch.recipe, params.recipes))

@@ -15,12 +15,12 @@ from pathlib import Path
 import keras
 from keras import layers
 
-from catsdogs.data import features as feature_files
-from catsdogs.train import training
-from catsdogs.models.files import save_model
-from catsdogs.core.params import load_params
+from catsdogs.core.params import TrainTopParams, load_params
 from catsdogs.core.progress import training_estimate_callback
 from catsdogs.core.seeding import seed_everything
+from catsdogs.data import features as feature_files
+from catsdogs.train import training
+from catsdogs.train.training import TrainingFiles
 
 logger = logging.getLogger("train_top")
 
@@ -46,17 +46,14 @@ def load_features(directory) -> tuple[dict, dict]:
     return loaded, meta
 
 
-def train_top_classifier(
-    loaded: dict, *, epochs: int, batch_size: int, learning_rate: float, units: Sequence[int],
-    dropouts: Sequence[float], seed: int,
-):
+def train_top_classifier(loaded: dict, config: TrainTopParams, seed: int):
     """Compile and fit the top classifier (RMSprop, binary cross-entropy); returns (model, history)."""
     train_features, train_labels = loaded["train"]
     validation_features, validation_labels = loaded["validation"]
     keras.utils.set_random_seed(seed)
-    model = build_top_classifier(train_features.shape[1:], units, dropouts)
+    model = build_top_classifier(train_features.shape[1:], config.units, config.dropouts)
     model.compile(
-        optimizer=keras.optimizers.RMSprop(learning_rate=learning_rate),
+        optimizer=keras.optimizers.RMSprop(learning_rate=config.learning_rate),
         loss="binary_crossentropy",
         metrics=["accuracy"],
     )
@@ -64,20 +61,21 @@ def train_top_classifier(
         train_features,
         train_labels.astype("float32"),
         validation_data=(validation_features, validation_labels.astype("float32")),
-        epochs=epochs,
-        batch_size=batch_size,
+        epochs=config.epochs,
+        batch_size=config.batch_size,
         shuffle=True,
-        callbacks=[training_estimate_callback(logger, "training", epochs, None)],
+        callbacks=[training_estimate_callback(logger, "training", config.epochs, None)],
         verbose=training.fit_verbosity(),
     )
     return model, history.history
 
 
 def train_top(
-    features_dir: str | Path, model_path: str | Path, reports_dir: str | Path, *, seed: int, deterministic: bool,
-    fail_at_chance: bool, epochs: int, batch_size: int, learning_rate: float, units: Sequence[int], dropouts: Sequence[float],
+    features_dir: str | Path, files: TrainingFiles, config: TrainTopParams, *, seed: int, deterministic: bool,
+    fail_at_chance: bool,
 ) -> dict:
-    """Load and check the features, train the top classifier, save it and its reports; return the metrics."""
+    """Load and check the features, train the top classifier, save it and its reports; return the metrics.
+    ``files``: the model and reports (train, validation and backups are not used: features stand for them)."""
     seed_everything(seed, deterministic)
     loaded, meta = load_features(features_dir)
     logger.info(
@@ -86,22 +84,15 @@ def train_top(
         meta.get("preprocessing"), meta.get("weights", {}).get("source"),
     )
     started = time.perf_counter()
-    model, history = train_top_classifier(
-        loaded, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, units=units, dropouts=dropouts,
-        seed=seed,
-    )
+    model, history = train_top_classifier(loaded, config, seed)
     seconds = time.perf_counter() - started
-    summary = training.summarize_history(history)
-    summary |= training.timing_summary(seconds, len(loaded["train"][1]), summary["epochs_run"])
-    summary |= {"train_count": len(loaded["train"][1]), "validation_count": len(loaded["validation"][1])}
-    summary |= training.chance_check(summary["best_val_accuracy"], loaded["validation"][1])
+    summary = training.summarize_run(history, seconds, len(loaded["train"][1]), loaded["validation"][1])
     training.report_chance(
-        logger, "train_top", summary, len(loaded["validation"][1]), fail_at_chance,
-        "VGG16 weights that are not ImageNet's (extract_features.weights: none gives random features), "
+        logger, "train_top", summary, fail_at_chance,
+        "VGG16 weights that are not ImageNet's (vgg16.weights: none gives random features), "
         "a learning rate that is too high (train_top.learning_rate)",
     )
-    save_model(model, model_path)
-    training.write_training_reports(reports_dir, history, summary)
+    training.save_outputs(model, files, history, summary)
     logger.info("top classifier: final val_accuracy %.4f in %.1f s", summary["final_val_accuracy"], seconds)
     return summary
 
@@ -110,8 +101,6 @@ def main() -> None:
     """Load params and run the stage on paths.features."""
     params = load_params()
     paths = params.paths
-    train_top(
-        paths.features, paths.top_model, paths.top_reports, seed=params.common.seed,
-        deterministic=params.common.deterministic, fail_at_chance=params.common.fail_at_chance,
-        **params.train_top.model_dump(),
-    )
+    files = TrainingFiles(paths.train, paths.validation, paths.top_model, paths.top_reports)
+    train_top(paths.features, files, params.train_top, seed=params.common.seed,
+              deterministic=params.runtime.deterministic, fail_at_chance=params.common.fail_at_chance)

@@ -1,6 +1,6 @@
 """Stage weights: the VGG16 (no top) weights every VGG16 stage uses, as one DVC-tracked file.
 
-``extract_features.weights`` names where they come from:
+``vgg16.weights`` names where they come from:
 
 - ``imagenet``: Keras's own download (its URL and MD5 check; kept in ``$KERAS_HOME/models``);
 - ``none``: random weights seeded by ``common.seed`` (tests, offline trials);
@@ -21,9 +21,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from catsdogs.models import vgg
 from catsdogs.core.io import KERAS_WEIGHTS_SUFFIX, atomic_path
 from catsdogs.core.params import load_params
+from catsdogs.models import vgg
 
 logger = logging.getLogger("weights")
 
@@ -45,9 +45,9 @@ def prepare_weights(source: str, target: str | Path, *, seed: int, local_dir: st
 
 
 def main() -> None:
-    """Load params and write paths.vgg16_weights from extract_features.weights."""
+    """Load params and write paths.vgg16_weights from vgg16.weights."""
     params = load_params()
     prepare_weights(
-        params.extract_features.weights, params.paths.vgg16_weights,
+        params.vgg16.weights, params.paths.vgg16_weights,
         seed=params.common.seed, local_dir=params.paths.local_weights,
     )

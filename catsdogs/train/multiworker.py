@@ -44,16 +44,18 @@ def padded_shard(paths: list, labels: np.ndarray, index: int, count: int, length
     )
 
 
-def fit_multiworker(
-    model, strategy, augment, train, validation, *, image_size: int, batch_size: int, seed: int, cache: bool,
-    epochs: int, patience: int, start_from_epoch: int, restore_best_weights: bool,
-) -> dict[str, list[float]]:
-    """Train ``model`` (compiled, built in ``strategy.scope()``) with early stopping; return its history.
+def fit_multiworker(model, strategy, augment, train, validation, common, cache: bool, stopping) -> dict[str, list[float]]:
+    """Train ``model`` (compiled, built in ``strategy.scope()``) with the recipe's ``stopping`` rule (a
+    :class:`catsdogs.models.recipes.Stopping`); return its history.
 
-    ``augment`` is the per-batch training augmentation (or None); ``batch_size`` is the global batch.
+    ``augment`` is the per-batch training augmentation (or None); ``common.batch_size`` is the global batch.
     """
     import keras
     import tensorflow as tf
+
+    image_size, batch_size, seed = common.image_size, common.batch_size, common.seed
+    epochs, patience = stopping.epochs, stopping.patience
+    start_from_epoch, restore_best_weights = stopping.start_from_epoch, stopping.restore_best_weights
 
     global_batch = batch_size
     if global_batch % strategy.num_replicas_in_sync:

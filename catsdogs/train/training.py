@@ -1,4 +1,7 @@
-"""What every training stage (train_scratch, train_top, finetune) records about its run.
+"""What every training stage (train_scratch, train_top, finetune) does when its training ends, and records.
+
+The end of training, written once: :func:`summarize_run` (history, timing, counts, the
+chance check), :func:`report_chance`, :func:`save_outputs` (model, then reports).
 
 One summary with the same keys in every stage's ``metrics.json`` (so ``dvc
 metrics diff`` lines them up): epochs run, best epoch, best and final validation
@@ -13,14 +16,45 @@ second. Beside it, in the stage's reports folder:
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
-from catsdogs.core.io import HISTORY_FILE, LIVE_FOLDER, METRICS_FILE, atomic_path, metrics_for_json, write_json, write_text
+from catsdogs.core.io import (
+    HISTORY_FILE,
+    LIVE_FOLDER,
+    METRICS_FILE,
+    atomic_path,
+    metrics_for_json,
+    write_json,
+    write_text,
+)
 
 HISTORY_COLUMNS = ("loss", "accuracy", "val_loss", "val_accuracy")
+
+
+@dataclass(frozen=True)
+class TrainingFiles:
+    """What a training stage reads and writes: the image folders, the model file, the reports folder, and
+    the folder of resume backups (None: no resuming)."""
+
+    train: str | Path
+    validation: str | Path
+    model: str | Path
+    reports: str | Path
+    backups: str | Path | None = None
+
+
+def settings_key(*configs, **named) -> dict:
+    """What a resume backup is keyed by: the typed configs (params sections) that decide what a stage
+    computes, as plain data, so a backup from other settings is never resumed."""
+    settings = {type(config).__name__: config.model_dump(mode="json") for config in configs}
+    for name, value in named.items():
+        settings[name] = value.model_dump(mode="json") if hasattr(value, "model_dump") else value
+    return json.loads(json.dumps(settings, sort_keys=True, default=str))
 
 
 def fit_verbosity() -> int:
@@ -94,13 +128,31 @@ def chance_check(best_val_accuracy: float, validation_labels) -> dict:
     return {"chance_accuracy": chance, "at_chance": bool(best_val_accuracy <= chance + noise)}
 
 
-def report_chance(logger, stage: str, summary: dict, validation_count: int, fail: bool, advice: str) -> None:
+def summarize_run(history: dict, seconds: float, train_count: int, validation_labels, *, watched_from: int = 0) -> dict:
+    """The metrics every training stage reports: :func:`summarize_history`, :func:`timing_summary`, the image
+    counts and :func:`chance_check`."""
+    summary = summarize_history(history, watched_from=watched_from)
+    summary |= timing_summary(seconds, train_count, summary["epochs_run"])
+    summary |= {"train_count": train_count, "validation_count": len(validation_labels)}
+    summary |= chance_check(summary["best_val_accuracy"], validation_labels)
+    return summary
+
+
+def save_outputs(model, files: TrainingFiles, history: dict, summary: dict) -> None:
+    """The model first (a failed save leaves no fresh reports behind), then the reports."""
+    from catsdogs.models.files import save_model
+
+    save_model(model, files.model)
+    write_training_reports(files.reports, history, summary)
+
+
+def report_chance(logger, stage: str, summary: dict, fail: bool, advice: str) -> None:
     """Warn loudly (or raise ``ValueError`` when ``fail``) when the run ended within noise of chance."""
     if not summary.get("at_chance"):
         return
     message = (
         f"{stage}: best validation accuracy {summary['best_val_accuracy']:.1%} is within noise of chance "
-        f"({summary['chance_accuracy']:.1%} for always answering the larger class, on {validation_count} "
+        f"({summary['chance_accuracy']:.1%} for always answering the larger class, on {summary['validation_count']} "
         f"validation images): the model did not learn. Likely causes: {advice}, too few images (split.n), "
         f"or labels that do not match the photos."
     )

@@ -1,0 +1,26 @@
+"""Tests for ``catsdogs predict``: table and CSV output, bad files, exit codes, model choice.
+
+The integration tier's share: the tests that start stages in subprocesses, run dvc or train
+for seconds; the fast ones are in tests/unit/test_cli.py.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run
+
+
+@pytest.mark.slow
+def test_console_script_runs(workspace):
+    script = Path(sys.executable).parent / "catsdogs"
+    if not script.is_file():
+        pytest.skip("the catsdogs console script is not installed in this environment")
+    result = run([str(script), "predict", "images", "--model", "scratch", "--format", "csv"], workspace, check=False)
+    assert result.returncode == 2
+    assert result.stdout.splitlines()[0] == "file,label,p_dog"
+    assert len(result.stdout.splitlines()) == 4
+    assert "broken.jpg" in result.stderr
