@@ -54,7 +54,9 @@ from catsdogs.core.io import describe_non_file
 from catsdogs.core.labels import canonical_test_name, canonical_train_name
 from catsdogs.core.params import DownloadParams
 from catsdogs.sources import layouts
-from catsdogs.sources.http import RedactingStream, display_url, download_file, redact_library_logs
+from catsdogs.sources.http import (
+    DownloadBudget, RedactingStream, display_url, download_file, redact_library_logs,
+)
 from catsdogs.sources.synthetic import write_kaggle_test, write_kaggle_train
 
 logger = logging.getLogger(__name__)
@@ -149,15 +151,15 @@ def resolve_url(url: str, url_env: str) -> str:
     return value
 
 
-def from_url(url: str, outputs: Outputs, scratch: Path, *, budget: Budget, **http_settings) -> Counter:
-    """Download a zip (resumed, retried, bounded in time, limits then CRCs verified), then normalise it;
-    ``http_settings`` are download_file's retries, timeout_s, deadline_s and max_retry_after_s."""
+def from_url(url: str, outputs: Outputs, scratch: Path, *, budget: Budget, download: DownloadParams) -> Counter:
+    """Download a zip (resumed, retried, bounded in time as ``download`` says, limits then CRCs verified),
+    then normalise it."""
     name = download_name(url)
-    archive = download_file(
-        url, scratch / name, max_bytes=budget.limits.max_total_bytes,
-        # Named as saved, not as the temporary part file verification reads.
-        verify=lambda path: verify_zip(path, budget.limits, name=name), **http_settings,
-    )
+    allowed = DownloadBudget(download.retries, download.timeout_s, budget.limits.max_total_bytes,
+                             download.deadline_s, download.max_retry_after_s)
+    # Named as saved, not as the temporary part file verification reads.
+    archive = download_file(url, scratch / name, allowed,
+                            verify=lambda path: verify_zip(path, budget.limits, name=name))
     logger.info("verified %s", display_url(url))
     skipped = import_zip(archive, outputs, scratch, budget)
     archive.unlink()
@@ -420,10 +422,7 @@ def fetch(outputs: Outputs, scratch: Path, download: DownloadParams, seed: int) 
         )
     if source in ("microsoft", "url"):
         address = download.microsoft_url if source == "microsoft" else resolve_url(download.url, download.url_env)
-        return from_url(
-            address, outputs, scratch, budget=budget, retries=download.retries, timeout_s=download.timeout_s,
-            deadline_s=download.deadline_s, max_retry_after_s=download.max_retry_after_s,
-        )
+        return from_url(address, outputs, scratch, budget=budget, download=download)
     if source == "archive":
         return from_archive(download.archive, outputs, scratch, budget=budget)
     if source == "dir":

@@ -35,6 +35,8 @@ removes query strings and Authorization values (:func:`redact`).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import email.utils
 import io
 import ipaddress
@@ -364,28 +366,34 @@ def _fetch_once(
         raise TransientError(f"got {size} bytes, more than the announced {total}; starting over")
 
 
+@dataclass(frozen=True)
+class DownloadBudget:
+    """What one download may take: ``retries`` after the first try, ``timeout_s`` for each connect and read,
+    at most ``max_bytes``, ``deadline_s`` in all (waits between retries included), no wait longer than
+    ``max_retry_after_s`` a server asks for, and the first wait between retries (``backoff_s``, doubling)."""
+
+    retries: int
+    timeout_s: float
+    max_bytes: int
+    deadline_s: float = math.inf
+    max_retry_after_s: float = math.inf
+    backoff_s: float = BACKOFF_S
+
+
 def download_file(
-    url: str,
-    target: str | Path,
-    *,
-    retries: int,
-    timeout_s: float,
-    max_bytes: int,
-    verify: Callable[[Path], None] | None = None,
-    backoff_s: float | None = None,
+    url: str, target: str | Path, budget: DownloadBudget, *, verify: Callable[[Path], None] | None = None,
     progress: bool = True,
-    deadline_s: float = math.inf,
-    max_retry_after_s: float = math.inf,
 ) -> Path:
-    """Download ``url`` to ``target`` (resumed, retried, verified, at most ``max_bytes``, within
-    ``deadline_s`` in all, redirects checked) and return ``target``; ``ValueError`` in one line otherwise."""
+    """Download ``url`` to ``target`` (resumed, retried, verified, within ``budget``, redirects checked) and
+    return ``target``; ``ValueError`` in one line otherwise."""
+    retries, timeout_s, max_bytes = budget.retries, budget.timeout_s, budget.max_bytes
+    deadline_s, max_retry_after_s, backoff_s = budget.deadline_s, budget.max_retry_after_s, budget.backoff_s
     check_url(url)
     redact_library_logs()
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     part = target.with_name(f".{target.name}.part")
     part.unlink(missing_ok=True)
-    backoff_s = BACKOFF_S if backoff_s is None else backoff_s
     session = CheckedSession(url)
     deadline = time.monotonic() + deadline_s
     # Reads are bounded one by one (timeout_s); one that a trickling server keeps fed is ended from outside.

@@ -24,6 +24,11 @@ LIMITS = ExtractionLimits()
 MAX_BYTES = LIMITS.max_total_bytes
 
 
+def budget(**settings) -> http.DownloadBudget:
+    """A download budget: a 5 s timeout and MAX_BYTES unless ``settings`` say otherwise."""
+    return http.DownloadBudget(**{"timeout_s": 5, "max_bytes": MAX_BYTES, **settings})
+
+
 def verify(path: Path) -> None:
     """The verification the url source uses: limits, then CRCs."""
     verify_zip(path, LIMITS)
@@ -215,7 +220,7 @@ def fast_backoff(monkeypatch):
 def test_interrupted_download_resumes_with_a_range_request(serve, tmp_path):
     payload = microsoft_zip()
     url, state = serve(payload, "interrupt")
-    target = http.download_file(url, tmp_path / "a.zip", retries=3, timeout_s=5, max_bytes=MAX_BYTES, verify=verify)
+    target = http.download_file(url, tmp_path / "a.zip", budget(retries=3), verify=verify)
     assert target.read_bytes() == payload
     assert len(state.requests) == 2
     assert "Range" not in state.requests[0]
@@ -226,7 +231,7 @@ def test_interrupted_download_resumes_with_a_range_request(serve, tmp_path):
 def test_a_server_ignoring_the_range_restarts_from_zero(serve, tmp_path):
     payload = microsoft_zip()
     url, state = serve(payload, "interrupt_no_range")
-    target = http.download_file(url, tmp_path / "a.zip", retries=3, timeout_s=5, max_bytes=MAX_BYTES, verify=verify)
+    target = http.download_file(url, tmp_path / "a.zip", budget(retries=3), verify=verify)
     assert target.read_bytes() == payload  # 200 after a Range: rewritten, not appended
     assert "Range" in state.requests[1]
 
@@ -238,7 +243,7 @@ def test_a_stalled_connection_times_out_and_resumes(serve, tmp_path, caplog):
     url, state = serve(payload, "hold_open")
     caplog.set_level("WARNING", logger="catsdogs.sources.http")
     started = time.monotonic()
-    target = http.download_file(url, tmp_path / "a.zip", retries=2, timeout_s=0.3, max_bytes=MAX_BYTES, verify=verify)
+    target = http.download_file(url, tmp_path / "a.zip", budget(retries=2, timeout_s=0.3), verify=verify)
     elapsed = time.monotonic() - started
     assert target.read_bytes() == payload
     assert "connection broken: ReadTimeoutError" in caplog.text  # the timeout, not a closed connection
@@ -252,7 +257,7 @@ def test_http_429_waits_as_long_as_retry_after_says(serve, tmp_path, monkeypatch
     url, state = serve(payload, "rate_limited")
     waits = []
     monkeypatch.setattr(http.time, "sleep", waits.append)
-    target = http.download_file(url, tmp_path / "a.zip", retries=2, timeout_s=5, max_bytes=MAX_BYTES, verify=verify)
+    target = http.download_file(url, tmp_path / "a.zip", budget(retries=2), verify=verify)
     assert target.read_bytes() == payload
     assert waits == [7.0]  # the server's Retry-After, not the backoff
     assert len(state.requests) == 2
@@ -261,7 +266,7 @@ def test_http_429_waits_as_long_as_retry_after_says(serve, tmp_path, monkeypatch
 def test_http_416_for_a_range_already_complete_finishes_the_download(serve, tmp_path):
     payload = microsoft_zip()
     url, state = serve(payload, "complete_then_416")
-    target = http.download_file(url, tmp_path / "a.zip", retries=2, timeout_s=5, max_bytes=MAX_BYTES, verify=verify)
+    target = http.download_file(url, tmp_path / "a.zip", budget(retries=2), verify=verify)
     assert target.read_bytes() == payload
     assert [headers.get("Range") for headers in state.requests] == [None, f"bytes={len(payload)}-"]
 
@@ -270,7 +275,7 @@ def test_http_416_for_a_stale_part_starts_over(serve, tmp_path, caplog):
     payload = microsoft_zip()
     url, state = serve(payload, "stale_then_416")
     caplog.set_level("WARNING", logger="catsdogs.sources.http")
-    target = http.download_file(url, tmp_path / "a.zip", retries=3, timeout_s=5, max_bytes=MAX_BYTES, verify=verify)
+    target = http.download_file(url, tmp_path / "a.zip", budget(retries=3), verify=verify)
     assert target.read_bytes() == payload
     assert "HTTP 416 for the resumed range; starting over" in caplog.text
     assert [headers.get("Range") for headers in state.requests] == [None, f"bytes={len(payload)}-", None]
@@ -280,7 +285,7 @@ def test_a_206_at_the_wrong_offset_starts_over(serve, tmp_path, caplog):
     payload = microsoft_zip()
     url, state = serve(payload, "wrong_offset")
     caplog.set_level("WARNING", logger="catsdogs.sources.http")
-    target = http.download_file(url, tmp_path / "a.zip", retries=3, timeout_s=5, max_bytes=MAX_BYTES, verify=verify)
+    target = http.download_file(url, tmp_path / "a.zip", budget(retries=3), verify=verify)
     assert target.read_bytes() == payload  # not the first half followed by the whole file
     assert "resumed at the wrong offset; starting over" in caplog.text
     assert [headers.get("Range") for headers in state.requests] == [None, f"bytes={len(payload) // 2}-", None]
@@ -290,7 +295,7 @@ def test_a_206_body_longer_than_its_range_starts_over(serve, tmp_path, caplog):
     payload = microsoft_zip()
     url, state = serve(payload, "long_range")
     caplog.set_level("WARNING", logger="catsdogs.sources.http")
-    target = http.download_file(url, tmp_path / "a.zip", retries=3, timeout_s=5, max_bytes=MAX_BYTES, verify=verify)
+    target = http.download_file(url, tmp_path / "a.zip", budget(retries=3), verify=verify)
     assert target.read_bytes() == payload
     assert f"more than the announced {len(payload)}; starting over" in caplog.text
     assert len(state.requests) == 3 and "Range" not in state.requests[2]
@@ -299,7 +304,7 @@ def test_a_206_body_longer_than_its_range_starts_over(serve, tmp_path, caplog):
 def test_a_body_longer_than_its_content_length_is_cut_at_the_announced_length(serve, tmp_path):
     payload = microsoft_zip()
     url, _ = serve(payload, "longer_than_announced")
-    target = http.download_file(url, tmp_path / "a.zip", retries=0, timeout_s=5, max_bytes=MAX_BYTES, verify=verify)
+    target = http.download_file(url, tmp_path / "a.zip", budget(retries=0), verify=verify)
     assert target.read_bytes() == payload
 
 
@@ -308,10 +313,10 @@ def test_a_body_without_content_length_stops_at_the_limit(serve, tmp_path):
     url, state = serve(payload, "no_length")
     limit = len(payload) - 1000
     with pytest.raises(ValueError, match=f"the body runs past {limit} bytes, over the limit of {limit} bytes"):
-        http.download_file(url, tmp_path / "a.zip", retries=3, timeout_s=5, max_bytes=limit, verify=verify)
+        http.download_file(url, tmp_path / "a.zip", budget(retries=3, max_bytes=limit), verify=verify)
     assert len(state.requests) == 1  # refused, not retried
     assert not any(tmp_path.iterdir())
-    target = http.download_file(url, tmp_path / "a.zip", retries=0, timeout_s=5, max_bytes=len(payload), verify=verify)
+    target = http.download_file(url, tmp_path / "a.zip", budget(retries=0, max_bytes=len(payload)), verify=verify)
     assert target.read_bytes() == payload
 
 
@@ -319,14 +324,14 @@ def test_an_announced_length_over_the_limit_is_refused_unread(serve, tmp_path):
     url, _ = serve(microsoft_zip(), "announce_huge")
     message = r"the server announces 1000000000000 bytes, over the limit of \d+ bytes \(download.limits.max_total_bytes\)"
     with pytest.raises(ValueError, match=message):
-        http.download_file(url, tmp_path / "a.zip", retries=3, timeout_s=5, max_bytes=MAX_BYTES)
+        http.download_file(url, tmp_path / "a.zip", budget(retries=3))
     assert not any(tmp_path.iterdir())
 
 
 def test_server_errors_are_retried(serve, tmp_path):
     payload = microsoft_zip()
     url, state = serve(payload, "fail_twice")
-    target = http.download_file(url, tmp_path / "a.zip", retries=2, timeout_s=5, max_bytes=MAX_BYTES, verify=verify)
+    target = http.download_file(url, tmp_path / "a.zip", budget(retries=2), verify=verify)
     assert target.read_bytes() == payload
     assert len(state.requests) == 3
 
@@ -334,7 +339,7 @@ def test_server_errors_are_retried(serve, tmp_path):
 def test_retries_run_out_with_a_clear_error(serve, tmp_path):
     url, state = serve(b"x", "always_500")
     with pytest.raises(ValueError, match="failed after 2 retries: HTTP 500"):
-        http.download_file(url, tmp_path / "a.zip", retries=2, timeout_s=5, max_bytes=MAX_BYTES)
+        http.download_file(url, tmp_path / "a.zip", budget(retries=2))
     assert len(state.requests) == 3
     assert not any(tmp_path.iterdir())
 
@@ -342,14 +347,14 @@ def test_retries_run_out_with_a_clear_error(serve, tmp_path):
 def test_client_errors_are_not_retried(serve, tmp_path):
     url, state = serve(b"x", "not_found")
     with pytest.raises(ValueError, match="HTTP 404"):
-        http.download_file(url, tmp_path / "a.zip", retries=5, timeout_s=5, max_bytes=MAX_BYTES)
+        http.download_file(url, tmp_path / "a.zip", budget(retries=5))
     assert len(state.requests) == 1
 
 
 def test_a_truncated_archive_fails_verification_and_leaves_nothing(serve, tmp_path):
     url, _ = serve(microsoft_zip(), "truncated")
     with pytest.raises(ValueError, match="failed verification"):
-        http.download_file(url, tmp_path / "a.zip", retries=1, timeout_s=5, max_bytes=MAX_BYTES, verify=verify)
+        http.download_file(url, tmp_path / "a.zip", budget(retries=1), verify=verify)
     assert not any(tmp_path.iterdir())
 
 
@@ -366,16 +371,14 @@ def test_urls_are_logged_without_secrets_and_checked():
 def test_errors_of_the_http_library_do_not_quote_the_query(tmp_path):
     # requests' InvalidURL is a ValueError whose text is the whole URL: it must not reach the user as is.
     with pytest.raises(ValueError) as caught:
-        http.download_file("http://exa mple.com/x.zip?sig=s3cr3t", tmp_path / "a.zip", retries=0, timeout_s=1,
-                           max_bytes=MAX_BYTES)
+        http.download_file("http://exa mple.com/x.zip?sig=s3cr3t", tmp_path / "a.zip", budget(retries=0, timeout_s=1))
     assert str(caught.value) == "download of http://exa mple.com/x.zip failed: InvalidURL"
 
 
 def test_debug_logs_of_the_http_library_show_no_query_string(serve, tmp_path, caplog):
     url, _ = serve(microsoft_zip(), "normal")
     caplog.set_level("DEBUG")
-    http.download_file(url + "?X-Amz-Signature=s3cr3t-signature", tmp_path / "a.zip", retries=0, timeout_s=5,
-                       max_bytes=MAX_BYTES, verify=verify)
+    http.download_file(url + "?X-Amz-Signature=s3cr3t-signature", tmp_path / "a.zip", budget(retries=0), verify=verify)
     assert "s3cr3t" not in caplog.text
     request_lines = [r.getMessage() for r in caplog.records if r.name == "urllib3.connectionpool" and "GET" in r.getMessage()]
     assert request_lines and all("/files/kagglecatsanddogs_5340.zip?[redacted]" in line for line in request_lines)
@@ -497,7 +500,7 @@ def test_a_trickling_server_ends_at_the_deadline_in_one_line(serve, tmp_path, be
     url, state = serve(microsoft_zip(), behaviour)
     started = time.monotonic()
     with pytest.raises(ValueError, match=r"ran past download\.deadline_s=1\.5 s \(raise it") as error:
-        http.download_file(url, tmp_path / "a.zip", retries=retries, timeout_s=3, max_bytes=MAX_BYTES, deadline_s=1.5)
+        http.download_file(url, tmp_path / "a.zip", budget(retries=retries, timeout_s=3, deadline_s=1.5))
     assert time.monotonic() - started < 4
     assert "\n" not in str(error.value)
     assert list(tmp_path.iterdir()) == []  # no part file left
@@ -510,8 +513,7 @@ def test_a_long_retry_after_ends_the_download_at_once(serve, tmp_path, monkeypat
     monkeypatch.setattr(http.time, "sleep", waits.append)
     with pytest.raises(ValueError, match=r"the server asks to wait 300 s before retrying \(HTTP 429 .*\), "
                                          r"over download\.max_retry_after_s=120"):
-        http.download_file(url, tmp_path / "a.zip", retries=5, timeout_s=5, max_bytes=MAX_BYTES,
-                           max_retry_after_s=120)
+        http.download_file(url, tmp_path / "a.zip", budget(retries=5, max_retry_after_s=120))
     assert waits == [] and len(state.requests) == 1
 
 
@@ -522,8 +524,7 @@ def test_a_retry_after_date_is_understood(serve, tmp_path, monkeypatch):
     state.retry_after = formatdate(time.time() + 30, usegmt=True)
     waits = []
     monkeypatch.setattr(http.time, "sleep", waits.append)
-    target = http.download_file(url, tmp_path / "a.zip", retries=2, timeout_s=5, max_bytes=MAX_BYTES,
-                                max_retry_after_s=120)
+    target = http.download_file(url, tmp_path / "a.zip", budget(retries=2, max_retry_after_s=120))
     assert target.is_file() and len(waits) == 1 and 25 <= waits[0] <= 31
 
 
@@ -533,7 +534,7 @@ def test_no_wait_runs_past_the_deadline(serve, tmp_path, monkeypatch):
     waits = []
     monkeypatch.setattr(http.time, "sleep", waits.append)
     with pytest.raises(ValueError, match=r"ran past download\.deadline_s=5 s .*the next retry would start 60 s later"):
-        http.download_file(url, tmp_path / "a.zip", retries=5, timeout_s=5, max_bytes=MAX_BYTES, deadline_s=5)
+        http.download_file(url, tmp_path / "a.zip", budget(retries=5, deadline_s=5))
     assert waits == []
 
 
@@ -551,7 +552,7 @@ def test_a_redirect_to_another_port_on_loopback_is_refused(serve, tmp_path):
     state.location = other_url
     with pytest.raises(ValueError, match=r"download refused: http://127\.0\.0\.1:\d+/files/.* redirected to "
                                          r"http://127\.0\.0\.1:\d+/files/.*an internal address"):
-        http.download_file(url, tmp_path / "a.zip", retries=2, timeout_s=5, max_bytes=MAX_BYTES)
+        http.download_file(url, tmp_path / "a.zip", budget(retries=2))
     assert len(state.requests) == 1 and other.requests == []  # never asked
 
 
@@ -559,7 +560,7 @@ def test_a_redirect_on_the_same_origin_is_followed(serve, tmp_path):
     payload = microsoft_zip()  # once: the members' times change every 2 s
     url, state = serve(payload, "redirect_once")
     state.location = "/files/elsewhere.zip"  # relative: the same scheme, host and port
-    target = http.download_file(url, tmp_path / "a.zip", retries=1, timeout_s=5, max_bytes=MAX_BYTES)
+    target = http.download_file(url, tmp_path / "a.zip", budget(retries=1))
     assert target.read_bytes() == payload
     assert len(state.requests) == 2
 
