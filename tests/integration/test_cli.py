@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run
+from tests.unit.test_cli import workspace  # noqa: F401  (fixtures)
 
 
 @pytest.mark.slow

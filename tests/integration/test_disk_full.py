@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 from tests.unit.test_disk_full import error_line, split
+from tests.unit.test_disk_full import project  # noqa: F401  (fixtures)
 
 
 def test_a_read_only_place_fails_in_one_line_and_the_rerun_succeeds(project: Path) -> None:

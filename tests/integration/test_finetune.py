@@ -18,6 +18,7 @@ from catsdogs.models.files import load_model
 from catsdogs.stages import finetune
 from tests.conftest import run
 from tests.unit.test_finetune import SIZE, set_params, validation_images
+from tests.unit.test_finetune import project, trained_top  # noqa: F401  (fixtures)
 
 
 @pytest.mark.slow
