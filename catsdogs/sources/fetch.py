@@ -55,7 +55,11 @@ from catsdogs.core.labels import canonical_test_name, canonical_train_name
 from catsdogs.core.params import DownloadParams
 from catsdogs.sources import layouts
 from catsdogs.sources.http import (
-    DownloadBudget, RedactingStream, display_url, download_file, redact_library_logs,
+    DownloadBudget,
+    RedactingStream,
+    display_url,
+    download_file,
+    redact_library_logs,
 )
 from catsdogs.sources.synthetic import write_kaggle_test, write_kaggle_train
 

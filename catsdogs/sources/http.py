@@ -35,8 +35,6 @@ removes query strings and Authorization values (:func:`redact`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import email.utils
 import io
 import ipaddress
@@ -48,6 +46,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit, urlunsplit
 

@@ -16,7 +16,7 @@ from tests.unit.test_cli import workspace  # noqa: F401  (fixtures)
 
 
 @pytest.mark.slow
-def test_console_script_runs(workspace):
+def test_console_script_runs(workspace):  # noqa: F811
     script = Path(sys.executable).parent / "catsdogs"
     if not script.is_file():
         pytest.skip("the catsdogs console script is not installed in this environment")

@@ -9,11 +9,14 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from tests.unit.test_disk_full import error_line, split
-from tests.unit.test_disk_full import project  # noqa: F401  (fixtures)
+from tests.unit.test_disk_full import (
+    error_line,
+    project,  # noqa: F401  (fixtures)
+    split,
+)
 
 
-def test_a_read_only_place_fails_in_one_line_and_the_rerun_succeeds(project: Path) -> None:
+def test_a_read_only_place_fails_in_one_line_and_the_rerun_succeeds(project: Path) -> None:  # noqa: F811
     subprocess.run(["mount", "-o", "remount,ro", str(project / "data")], check=True, timeout=60)
     result = split(project)
     assert result.returncode == 1

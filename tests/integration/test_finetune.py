@@ -17,12 +17,11 @@ from catsdogs.models import vgg
 from catsdogs.models.files import load_model
 from catsdogs.stages import finetune
 from tests.conftest import run
-from tests.unit.test_finetune import SIZE, set_params, validation_images
-from tests.unit.test_finetune import project, trained_top  # noqa: F401  (fixtures)
+from tests.unit.test_finetune import SIZE, project, set_params, trained_top, validation_images  # noqa: F401  (fixtures)
 
 
 @pytest.mark.slow
-def test_two_epochs_write_a_model_that_reloads_and_predicts_on_raw_pixels(project):
+def test_two_epochs_write_a_model_that_reloads_and_predicts_on_raw_pixels(project):  # noqa: F811
     set_params(project, {"epochs": 2, "patience": 3})
     finetune.main()
 
@@ -60,7 +59,7 @@ def test_two_epochs_write_a_model_that_reloads_and_predicts_on_raw_pixels(projec
 
 
 @pytest.mark.slow
-def test_mixed_precision_fine_tuning_runs_and_reloads(project):
+def test_mixed_precision_fine_tuning_runs_and_reloads(project):  # noqa: F811
     set_params(project, {"epochs": 1}, runtime={"mixed_precision": True})
     finetune.main()
     keras.mixed_precision.set_global_policy("float32")
