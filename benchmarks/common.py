@@ -101,7 +101,7 @@ def sample_layout(root: Path, seed: int, name: str = "kaggle-sample") -> Path | 
     if not source.is_dir():
         return None
     from catsdogs.core.params import validate_params
-    from catsdogs.stages.split import split_dataset
+    from catsdogs.data.split import split_dataset
 
     folder = root / f"{name}-{seed}"
     if not (folder / ".complete").is_file():

@@ -6,7 +6,7 @@ The layers, each a subpackage; a layer imports only those listed before it:
   checks, seeding, progress, the run-a-stage rule, TensorFlow's quieting;
 - :mod:`catsdogs.sources`: where the photos come from (Kaggle, the Microsoft mirror, a URL, an
   archive, folders, generated) and the HTTP client that fetches them; only the download stage;
-- :mod:`catsdogs.data`: image checks, datasets, augmentation, feature files;
+- :mod:`catsdogs.data`: image checks, the split, datasets, augmentation, feature files;
 - :mod:`catsdogs.models`: the networks (the recipes, VGG16, the top classifier), layers, precision,
   model files;
 - :mod:`catsdogs.train`: the fit loop with early stopping and resume, distribution;

@@ -1,1 +1,1 @@
-"""Photos on disk to tensors: image checks, datasets, augmentation, and VGG16 feature files."""
+"""Photos on disk to tensors: image checks, the split, datasets, augmentation, and VGG16 feature files."""

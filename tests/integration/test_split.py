@@ -1,4 +1,4 @@
-"""The split stage (catsdogs/stages/split.py) on generated folders of cat.N.jpg / dog.N.jpg.
+"""The split (catsdogs/data/split.py, run by the split stage) on generated folders of cat.N.jpg / dog.N.jpg.
 
 The integration tier's share: the tests that start stages in subprocesses, run dvc or train
 for seconds; the fast ones are in tests/unit/test_split.py.

@@ -147,7 +147,7 @@ ALLOWED_IMPORTS = {
     "models": {"core"},
     "train": {"core", "data", "models"},
     "predict": {"core", "data", "models"},
-    "report": {"core"},
+    "report": {"core", "data", "models", "predict"},
     "stages": {"core", "sources", "data", "models", "train", "predict", "report"},
 }
 

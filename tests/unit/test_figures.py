@@ -102,7 +102,7 @@ def test_history_figure_needs_its_columns():
 
 
 def test_skipped_finetune_draws_no_curves(tmp_path):
-    from catsdogs.stages.reports import history_figures
+    from catsdogs.report.figures import history_figures
 
     empty = pd.DataFrame(columns=["epoch", "loss", "accuracy", "val_loss", "val_accuracy"])
     history = pd.DataFrame({"epoch": [1], "loss": [0.7], "accuracy": [0.5], "val_loss": [0.8], "val_accuracy": [0.4]})
@@ -111,7 +111,7 @@ def test_skipped_finetune_draws_no_curves(tmp_path):
 
 
 def test_worst_misclassified_are_the_most_confident_mistakes():
-    from catsdogs.stages.reports import worst_misclassified
+    from catsdogs.report.figures import worst_misclassified
 
     table = pd.DataFrame(
         {
@@ -146,7 +146,7 @@ def test_convolution_walkthrough_filters():
 
 
 def test_first_conv_maps_come_from_the_first_convolution():
-    from catsdogs.stages.reports import first_conv_maps
+    from catsdogs.report.figures import first_conv_maps
     from tests.tiny_models import tiny_image_model
 
     model = tiny_image_model(0)
@@ -162,7 +162,7 @@ def test_first_conv_maps_come_from_the_first_convolution():
 
 
 def test_gallery_without_mistakes_still_renders(tmp_path):
-    from catsdogs.stages.reports import gallery_figure_file
+    from catsdogs.report.figures import gallery_figure_file
 
     table = pd.DataFrame(
         {"file": ["cats/a.jpg"], "label": [0], "actual": ["cat"], "p_m": [0.1], "m_predicted": ["cat"]}

@@ -1,4 +1,4 @@
-"""The split stage (catsdogs/stages/split.py) on generated folders of cat.N.jpg / dog.N.jpg."""
+"""The split (catsdogs/data/split.py, run by the split stage) on generated folders of cat.N.jpg / dog.N.jpg."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from catsdogs.core.labels import parse_train_name
 from catsdogs.core.params import validate_params
 from catsdogs.sources.synthetic import write_kaggle_train
 from catsdogs.stages import split as split_stage
-from catsdogs.stages.split import choose_split, class_quotas, list_raw_images, split_dataset
+from catsdogs.data.split import choose_split, class_quotas, list_raw_images, split_dataset
 from tests.unit.test_images import (
     MAX_PIXELS,
     noise,
