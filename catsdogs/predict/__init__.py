@@ -1,1 +1,1 @@
-"""Scoring photos: the predictor evaluate, submission and ``catsdogs predict`` share, and the metrics."""
+"""Scoring photos: the predictor the submission and ``catsdogs predict`` share, scoring the validation split, metrics."""
