@@ -360,7 +360,7 @@ def moved_keys(raw: dict) -> list[str]:
     for old, new in MOVED_KEYS.items():
         section, _, key = old.partition(".")
         if isinstance(raw.get(section), dict) and key in raw[section]:
-            lines.append(f"{old}: moved to {new} in catsdogs 1.0 (params.yaml in the repository shows the layout)")
+            lines.append(f"{old}: moved to {new}")
     return lines
 
 
@@ -372,7 +372,8 @@ def validate_params(raw: dict | None) -> Params:
         raise ValueError(f"params must be a mapping of sections, got {type(raw).__name__}")
     moved = moved_keys(raw)
     if moved:
-        raise ValueError("params in the layout before catsdogs 1.0:\n  " + "\n  ".join(moved))
+        raise ValueError("params in the layout before catsdogs 1.0 (the repository's params.yaml shows the new one; "
+                         "move each key as below):\n  " + "\n  ".join(moved))
     try:
         return Params.model_validate(raw)
     except ValidationError as error:
