@@ -3,7 +3,7 @@
 Every temporary file or folder a stage makes lies beside the output it becomes (or
 feeds) and is named ``.<output name>.<pid>.<random>.tmp...`` (:func:`catsdogs.core.io.temporary_prefix`),
 so its owner can be told from its name: when the stage starts again, each of its
-declared outputs (dvc.yaml's ``outs`` and ``metrics``, resolved by DVC's own interpolation) has
+declared outputs (dvc.yaml's ``outs`` and ``metrics``, ``${...}`` filled in from params.yaml) has
 the debris next to it, and inside it when it is a folder, removed -- but only where
 the process that made it is gone. Another running stage's temporaries (a live pid)
 are never touched; names from before the pid was part of them (``.download-*``,
@@ -19,8 +19,6 @@ import re
 import time
 from collections.abc import Iterable
 from pathlib import Path
-
-from dvc.exceptions import DvcException
 
 from catsdogs.core.io import remove_path
 from catsdogs.core.params_yaml import DEFAULT_PARAMS_FILE, parse_params
@@ -108,17 +106,35 @@ def debris_near(output: Path, stage: str, started: float) -> list[Path]:
     return found
 
 
-def declared_outputs(stage: str, dvc_file: str | Path = DVC_FILE, params_file: str | Path = DEFAULT_PARAMS_FILE) -> list[Path]:
-    """The stage's ``outs`` and ``metrics`` in dvc.yaml, resolved as DVC resolves them: both files read as DVC
-    reads YAML, every ``${...}`` filled in from params.yaml by DVC's own interpolation."""
-    from dvc.parsing.context import Context
+# DVC's interpolation of a string value: ``${key.path}`` looked up in params.yaml (dvc/parsing/interpolate.py).
+_INTERPOLATION = re.compile(r"\$\{\s*([A-Za-z0-9_.-]+)\s*\}")
 
+
+def interpolate(value: str, params: dict) -> str:
+    """``value`` with each ``${dotted.key}`` replaced by that key's value in ``params``, as DVC resolves it;
+    ``KeyError`` naming a key params.yaml lacks. (Not DVC's own resolver: importing dvc in a stage process
+    sets up its logging and wraps sys.stderr, which breaks the progress bars; a test proves the two agree
+    on every stage of dvc.yaml.)"""
+
+    def lookup(match: re.Match) -> str:
+        node = params
+        for part in match[1].split("."):
+            if not isinstance(node, dict) or part not in node:
+                raise KeyError(match[1])
+            node = node[part]
+        return str(node)
+
+    return _INTERPOLATION.sub(lookup, value)
+
+
+def declared_outputs(stage: str, dvc_file: str | Path = DVC_FILE, params_file: str | Path = DEFAULT_PARAMS_FILE) -> list[Path]:
+    """The stage's ``outs`` and ``metrics`` in dvc.yaml, both files read as DVC reads YAML and every ``${...}``
+    filled in from params.yaml (:func:`interpolate`)."""
     definition = parse_params(Path(dvc_file).read_text(encoding="utf-8"), str(dvc_file))
     stage_definition = definition.get("stages", {}).get(stage, {})
     entries = [*stage_definition.get("outs", []), *stage_definition.get("metrics", [])]
     params = parse_params(Path(params_file).read_text(encoding="utf-8"), str(params_file))
-    resolved = Context(params).resolve(entries)
-    return [Path(entry if isinstance(entry, str) else next(iter(entry))) for entry in resolved]
+    return [Path(interpolate(entry if isinstance(entry, str) else next(iter(entry)), params)) for entry in entries]
 
 
 def remove_debris(stage: str, outputs: Iterable[Path] | None = None, started: float | None = None) -> list[Path]:
@@ -133,7 +149,7 @@ def remove_debris(stage: str, outputs: Iterable[Path] | None = None, started: fl
             return []
         try:
             outputs = declared_outputs(stage)
-        except (ValueError, OSError, KeyError, AttributeError, DvcException):  # the stage reports bad files
+        except (ValueError, OSError, KeyError, AttributeError, TypeError):  # the stage reports bad files
             return []
     removed = []
     found = [entry for output in outputs for entry in debris_near(Path(output), stage, started)]

@@ -71,8 +71,8 @@ def test_training_logs_its_work_an_estimate_and_the_first_epoch(caplog):
 
 
 def test_split_estimates_its_decode_check(tmp_path, caplog, monkeypatch):
-    from catsdogs.sources.synthetic import write_kaggle_train
     from catsdogs.data import split
+    from catsdogs.sources.synthetic import write_kaggle_train
 
     caplog.set_level(logging.INFO, logger="split")
     monkeypatch.setattr(split, "ESTIMATE_AFTER", 5)

@@ -12,9 +12,9 @@ from PIL import Image
 
 from catsdogs.core.labels import parse_train_name
 from catsdogs.core.params import validate_params
+from catsdogs.data.split import choose_split, class_quotas, list_raw_images, split_dataset
 from catsdogs.sources.synthetic import write_kaggle_train
 from catsdogs.stages import split as split_stage
-from catsdogs.data.split import choose_split, class_quotas, list_raw_images, split_dataset
 from tests.unit.test_images import (
     MAX_PIXELS,
     noise,
