@@ -74,13 +74,13 @@ def test_only_stages_whose_inputs_changed_rerun(dvc_repo: Path) -> None:
     assert stages_ran(third) == {"train_top"}
     assert locked(dvc_repo, "train_top")["outs"][0] == top_model
 
-    # A finetune param touches finetune only; mixed precision for extraction touches
-    # extract_features but not finetune's own params (finetune reads weights and preprocessing only).
+    # A finetune param touches finetune only; mixed precision (one switch, runtime.mixed_precision) touches
+    # both VGG16 stages that compute with it, and VGG16's preprocessing both stages that apply it.
     update_params(dvc_repo, {"finetune": {"learning_rate": 0.001}})
     assert changed(dvc_repo) == {"finetune"}
     update_params(dvc_repo, {"finetune": {"learning_rate": 0.0001}})
     update_params(dvc_repo, {"runtime": {"mixed_precision": True}})
-    assert changed(dvc_repo) == {"extract_features"}
+    assert changed(dvc_repo) == {"extract_features", "finetune"}
     update_params(dvc_repo, {"runtime": {"mixed_precision": False}, "vgg16": {"preprocessing": "rescale"}})
     assert changed(dvc_repo) == {"extract_features", "finetune"}
 
