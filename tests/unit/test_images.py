@@ -125,7 +125,7 @@ def test_pixel_limit_turns_pillow_bomb_guard_into_an_error_and_restores_it(tmp_p
 
 
 def test_every_decode_runs_under_the_configured_limit_even_above_pillows_own(tmp_path: Path, monkeypatch) -> None:
-    # Scaled down: Pillow's own limit (89 Mpx by default) stands at 1,000 px here and split.max_pixels is
+    # Scaled down: Pillow's own limit (89 Mpx by default) stands at 1,000 px here and images.max_pixels is
     # raised above twice it. A PNG behind a .jpg name is re-encoded: that decode too must use max_pixels.
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
     noise(60, 60).save(tmp_path / "cat.1.jpg", format="PNG")  # 3,600 px: over twice Pillow's limit
