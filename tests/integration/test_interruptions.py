@@ -1,4 +1,5 @@
 """Interrupted stages: debris is cleaned up on the next start, and a killed `dvc repro` reruns to
+the same outputs as an uninterrupted one.
 
 The integration tier's share: the tests that start stages in subprocesses, run dvc or train
 for seconds; the fast ones are in tests/unit/test_interruptions.py.

@@ -1,4 +1,5 @@
 """A killed train_scratch or finetune resumes from its last finished epoch; a change of params, data or code
+never does.
 
 The integration tier's share: the tests that start stages in subprocesses, run dvc or train
 for seconds; the fast ones are in tests/unit/test_resume.py.

@@ -1,5 +1,9 @@
 """The weights stage: VGG16's weights from imagenet, none or a local file, as one file every VGG16 stage loads.
 
+Keras's download (keras.utils.get_file) cannot reach the network here: the
+imagenet test replaces that one call with a file the test writes in the
+official file's legacy layout; everything after it is the real code.
+
 The integration tier's share: the tests that start stages in subprocesses, run dvc or train
 for seconds; the fast ones are in tests/unit/test_weights.py.
 """
