@@ -45,7 +45,9 @@ def freeze_below(base, trainable_from: str) -> None:
         layer.trainable = index >= start
 
 
-def fit_finetune(model, train, validation, common: CommonParams, config: FinetuneParams, backup=None) -> tuple[dict, dict]:
+def fit_finetune(
+    model, train, validation, common: CommonParams, config: FinetuneParams, backup=None,
+) -> tuple[dict, dict]:
     """Compile (SGD with momentum) and fit with early stopping, resuming from ``backup`` (see
     :mod:`catsdogs.train.resume`); returns (history, extra summary figures)."""
     augment = batch_augmentation(**config.augmentation.model_dump(), seed=common.seed)
@@ -120,9 +122,7 @@ def finetune(
             "a top classifier that did not learn (see train_top), a learning rate that is too high "
             "(finetune.learning_rate)",
         )
-    training.save_outputs(model, files, history, summary)
-    if backup is not None:
-        backup.remove()
+    training.save_outputs(model, files, history, summary, backup)
     return summary
 
 
@@ -130,6 +130,5 @@ def main() -> None:
     """Load params and run the stage on paths.train / paths.validation and the top classifier."""
     params = load_params()
     paths = params.paths
-    files = TrainingFiles(paths.train, paths.validation, paths.finetune_model, paths.finetune_reports, paths.backups)
-    finetune(files, paths.top_model, paths.vgg16_weights, params.vgg16.preprocessing, params.common, params.runtime,
-             params.finetune)
+    finetune(TrainingFiles.of(paths, "finetune"), paths.top_model, paths.vgg16_weights, params.vgg16.preprocessing,
+             params.common, params.runtime, params.finetune)

@@ -29,7 +29,9 @@ from catsdogs.report.summary import read_summary_params, render_summary
 logger = logging.getLogger("reports")
 
 
-def build_reports(paths: PathsParams, image_size: int, clip: float, worst_images: int, summary_params: dict) -> list[Path]:
+def build_reports(
+    paths: PathsParams, image_size: int, clip: float, worst_images: int, summary_params: dict,
+) -> list[Path]:
     """Draw every figure into ``paths.figures`` (replaced whole) and write the ``paths.summary`` markdown from the
     training stages' reports, evaluate's, the split's, the validation photos and the scratch model.
 

@@ -112,7 +112,8 @@ def train_scratch(
 
             history = fit_multiworker(model, distribution, augment, train, validation, common, cache, stopping)
         else:
-            datasets = make_datasets(train, validation, common.image_size, common.batch_size, common.seed, cache, augment)
+            datasets = make_datasets(train, validation, common.image_size, common.batch_size, common.seed, cache,
+                                     augment)
             settings = training.settings_key(common, runtime, scratch, recipe=recipe.config)
             backup = resume_backup(files.backups, "train_scratch", settings, [files.train, files.validation])
             history, resumed_from_epoch = fit(model, *datasets, stopping, backup=backup)
@@ -142,10 +143,8 @@ def train_scratch(
         summary["best_val_accuracy"], summary["best_epoch"], summary["epochs_run"], summary["images_per_second"],
     )
     if distribution.extended.should_checkpoint:  # only the chief worker writes (every process when not multi-worker)
-        training.save_outputs(model, files, history, summary)
+        training.save_outputs(model, files, history, summary, backup)  # multi-worker runs keep no backup
         logger.info("wrote %s and %s", files.model, files.reports)
-    if backup is not None:
-        backup.remove()
     return summary
 
 
@@ -153,6 +152,6 @@ def main() -> None:
     """Load params.yaml and run the stage with the recipe train_scratch.recipe names."""
     params = load_params()
     paths = params.paths
-    files = TrainingFiles(paths.train, paths.validation, paths.scratch_model, paths.scratch_reports, paths.backups)
     scratch = params.train_scratch
-    train_scratch(files, params.common, params.runtime, scratch, load_recipe(scratch.recipe, params.recipes))
+    recipe = load_recipe(scratch.recipe, params.recipes)
+    train_scratch(TrainingFiles.of(paths, "scratch"), params.common, params.runtime, scratch, recipe)

@@ -9,33 +9,19 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
 import keras
-from keras import layers
 
 from catsdogs.core.params import TrainTopParams, load_params
 from catsdogs.core.progress import training_estimate_callback
 from catsdogs.core.seeding import seed_everything
 from catsdogs.data import features as feature_files
+from catsdogs.models.top import build_top_classifier
 from catsdogs.train import training
 from catsdogs.train.training import TrainingFiles
 
 logger = logging.getLogger("train_top")
-
-
-def build_top_classifier(feature_shape: Sequence[int], units: Sequence[int], dropouts: Sequence[float]):
-    """Flatten -> (Dense ReLU -> Dropout) per entry of ``units`` -> Dense 1 sigmoid: P(dog)."""
-    if len(units) != len(dropouts):
-        raise ValueError(f"one dropout per dense layer: got {len(units)} units and {len(dropouts)} dropouts")
-    inputs = keras.Input(tuple(feature_shape), name="features")
-    hidden = layers.Flatten(name="flatten")(inputs)
-    for index, (width, rate) in enumerate(zip(units, dropouts), start=1):
-        hidden = layers.Dense(width, activation="relu", name=f"dense_{index}")(hidden)
-        hidden = layers.Dropout(rate, name=f"dropout_{index}")(hidden)
-    outputs = layers.Dense(1, activation="sigmoid", name="p_dog")(hidden)
-    return keras.Model(inputs, outputs, name="top_classifier")
 
 
 def load_features(directory) -> tuple[dict, dict]:
@@ -101,6 +87,6 @@ def main() -> None:
     """Load params and run the stage on paths.features."""
     params = load_params()
     paths = params.paths
-    files = TrainingFiles(paths.train, paths.validation, paths.top_model, paths.top_reports)
-    train_top(paths.features, files, params.train_top, seed=params.common.seed,
-              deterministic=params.runtime.deterministic, fail_at_chance=params.common.fail_at_chance)
+    train_top(paths.features, TrainingFiles.of(paths, "top", resumable=False), params.train_top,
+              seed=params.common.seed, deterministic=params.runtime.deterministic,
+              fail_at_chance=params.common.fail_at_chance)

@@ -44,7 +44,9 @@ def padded_shard(paths: list, labels: np.ndarray, index: int, count: int, length
     )
 
 
-def fit_multiworker(model, strategy, augment, train, validation, common, cache: bool, stopping) -> dict[str, list[float]]:
+def fit_multiworker(
+    model, strategy, augment, train, validation, common, cache: bool, stopping,
+) -> dict[str, list[float]]:
     """Train ``model`` (compiled, built in ``strategy.scope()``) with the recipe's ``stopping`` rule (a
     :class:`catsdogs.models.recipes.Stopping`); return its history.
 

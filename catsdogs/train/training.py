@@ -47,6 +47,13 @@ class TrainingFiles:
     reports: str | Path
     backups: str | Path | None = None
 
+    @classmethod
+    def of(cls, paths, model: str, resumable: bool = True) -> "TrainingFiles":
+        """A model's files from the validated ``paths`` params: ``paths.<model>_model`` and
+        ``paths.<model>_reports`` (the names :data:`catsdogs.core.params.MODEL_NAMES` gives)."""
+        return cls(paths.train, paths.validation, getattr(paths, f"{model}_model"), getattr(paths, f"{model}_reports"),
+                   paths.backups if resumable else None)
+
 
 def settings_key(*configs, **named) -> dict:
     """What a resume backup is keyed by: the typed configs (params sections) that decide what a stage
@@ -138,12 +145,15 @@ def summarize_run(history: dict, seconds: float, train_count: int, validation_la
     return summary
 
 
-def save_outputs(model, files: TrainingFiles, history: dict, summary: dict) -> None:
-    """The model first (a failed save leaves no fresh reports behind), then the reports."""
+def save_outputs(model, files: TrainingFiles, history: dict, summary: dict, backup=None) -> None:
+    """The model first (a failed save leaves no fresh reports behind), then the reports; then the resume
+    ``backup`` (a :class:`catsdogs.train.resume.Backup`), which the saved run no longer needs, is removed."""
     from catsdogs.models.files import save_model
 
     save_model(model, files.model)
     write_training_reports(files.reports, history, summary)
+    if backup is not None:
+        backup.remove()
 
 
 def report_chance(logger, stage: str, summary: dict, fail: bool, advice: str) -> None:

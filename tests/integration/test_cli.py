@@ -1,7 +1,7 @@
 """Tests for ``catsdogs predict``: table and CSV output, bad files, exit codes, model choice.
 
-The integration tier's share: the tests that start stages in subprocesses, run dvc or train
-for seconds; the fast ones are in tests/unit/test_cli.py.
+The integration tier's share (stages in subprocesses, dvc, training for seconds); the fast
+tests, and what the module covers, are in tests/unit/test_cli.py.
 """
 
 from __future__ import annotations

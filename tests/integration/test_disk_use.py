@@ -1,7 +1,8 @@
-"""The photos take little more than their own size on disk: DVC's cache and the split share their bytes.
+"""The photos take little more than their own size on disk: DVC's cache and the split share their
+bytes.
 
-The integration tier's share: the tests that start stages in subprocesses, run dvc or train
-for seconds; the fast ones are in tests/unit/test_disk_use.py.
+The integration tier's share (stages in subprocesses, dvc, training for seconds); the fast
+tests, and what the module covers, are in tests/unit/test_disk_use.py.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The download stage: layouts, the dir / archive / synthetic sources, atomic output, the CLI.
 
-The integration tier's share: the tests that start stages in subprocesses, run dvc or train
-for seconds; the fast ones are in tests/unit/test_download.py.
+The integration tier's share (stages in subprocesses, dvc, training for seconds); the fast
+tests, and what the module covers, are in tests/unit/test_download.py.
 """
 
 from __future__ import annotations

@@ -1,18 +1,7 @@
 """Each stage reads exactly the params its dvc.yaml entry declares.
 
-DVC reruns a stage when a param it declares changes, and only then: a param a
-stage reads but does not declare would leave a stale result after a change
-(the worst kind of wrong), a declared param it never reads reruns it for
-nothing. Each stage's ``main`` runs on params that record every value read;
-the stage's work function (the one call that does the work, with every param
-already evaluated as its arguments) is replaced by a stop, so nothing runs.
-``paths.*`` are exempt: they name deps and outs, which dvc.yaml declares as such.
-A params section passed whole to the work function (a typed config) counts as
-read whole; ``${...}`` in a declared key (``recipes.${train_scratch.recipe}``) is
-resolved from the shipped params, as DVC resolves it.
-
-The integration tier's share: the tests that start stages in subprocesses, run dvc or train
-for seconds; the fast ones are in tests/unit/test_dvc_params.py.
+The integration tier's share (stages in subprocesses, dvc, training for seconds); the fast
+tests, and what the module covers, are in tests/unit/test_dvc_params.py.
 """
 
 from __future__ import annotations

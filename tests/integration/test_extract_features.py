@@ -1,9 +1,7 @@
 """extract_features: shapes, row/label/file alignment, streaming to disk, the weights file, bad input.
 
-Where the weights come from (imagenet, none, a local file) is the weights stage's: tests/test_weights.py.
-
-The integration tier's share: the tests that start stages in subprocesses, run dvc or train
-for seconds; the fast ones are in tests/unit/test_extract_features.py.
+The integration tier's share (stages in subprocesses, dvc, training for seconds); the fast
+tests, and what the module covers, are in tests/unit/test_extract_features.py.
 """
 
 from __future__ import annotations

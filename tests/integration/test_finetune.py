@@ -1,7 +1,7 @@
 """finetune: a tiny real run (32 px, weights none), the epochs-0 path, freezing, bad params.
 
-The integration tier's share: the tests that start stages in subprocesses, run dvc or train
-for seconds; the fast ones are in tests/unit/test_finetune.py.
+The integration tier's share (stages in subprocesses, dvc, training for seconds); the fast
+tests, and what the module covers, are in tests/unit/test_finetune.py.
 """
 
 from __future__ import annotations

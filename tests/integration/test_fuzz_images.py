@@ -1,20 +1,7 @@
 """Fuzzing the split's check-and-normalise path with mutated real JPEGs and PNGs (Hypothesis).
 
-Every input is a real image the test writes (JPEG: plain, progressive, EXIF-rotated,
-grayscale, CMYK; PNG: RGB, RGBA, palette with transparency, 16-bit, with an eXIf
-chunk), then damaged: bit flips, overwritten and inserted bytes, truncation, a
-corrupted PNG chunk or JPEG segment (with or without a valid CRC), corrupted
-EXIF, damaged JPEG scan data, and saved under any of the pipeline's extensions. It goes through what
-split runs, ``check_image`` then ``write_image``, and must come out either kept
-(and then TensorFlow decodes the written file to the recorded shape) or dropped
-with a documented reason; nothing may raise, hang or grow the process's peak
-memory past a bound.
-
-CI runs ``CATSDOGS_FUZZ_EXAMPLES`` cases (default 300, derandomized so the suite
-is repeatable); ``make fuzz`` runs many more, with fresh randomness.
-
-The integration tier's share: the tests that start stages in subprocesses, run dvc or train
-for seconds; the fast ones are in tests/unit/test_fuzz_images.py.
+The integration tier's share (stages in subprocesses, dvc, training for seconds); the fast
+tests, and what the module covers, are in tests/unit/test_fuzz_images.py.
 """
 
 from __future__ import annotations

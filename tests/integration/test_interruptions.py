@@ -1,8 +1,8 @@
-"""Interrupted stages: debris is cleaned up on the next start, and a killed `dvc repro` reruns to
-the same outputs as an uninterrupted one.
+"""Interrupted stages: debris is cleaned up on the next start, and a killed `dvc repro` reruns to the
+same outputs as an uninterrupted one.
 
-The integration tier's share: the tests that start stages in subprocesses, run dvc or train
-for seconds; the fast ones are in tests/unit/test_interruptions.py.
+The integration tier's share (stages in subprocesses, dvc, training for seconds); the fast
+tests, and what the module covers, are in tests/unit/test_interruptions.py.
 """
 
 from __future__ import annotations

@@ -1,12 +1,8 @@
-"""Content manifests (catsdogs/core/manifest.py): the files downstream stages depend on instead of the photo folders.
+"""Content manifests (catsdogs/core/manifest.py): the files downstream stages depend on instead of the
+photo folders.
 
-Unit tests of the manifest itself, and a real `dvc repro` in which a photo keeps its
-name and size but changes its bytes upstream (the downstream stages must rerun), and
-one in which a photo of the split is edited by hand (`dvc status` must say so and
-`dvc repro` must make the folders and their manifest agree again).
-
-The integration tier's share: the tests that start stages in subprocesses, run dvc or train
-for seconds; the fast ones are in tests/unit/test_manifest.py.
+The integration tier's share (stages in subprocesses, dvc, training for seconds); the fast
+tests, and what the module covers, are in tests/unit/test_manifest.py.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Output paths are checked when params are loaded, before any stage writes or deletes anything.
 
-The integration tier's share: the tests that start stages in subprocesses, run dvc or train
-for seconds; the fast ones are in tests/unit/test_output_paths.py.
+The integration tier's share (stages in subprocesses, dvc, training for seconds); the fast
+tests, and what the module covers, are in tests/unit/test_output_paths.py.
 """
 
 from __future__ import annotations

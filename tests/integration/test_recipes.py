@@ -1,7 +1,7 @@
 """The scratch CNN's two recipes, the early-stopping rule and the chance-level alarm.
 
-The integration tier's share: the tests that start stages in subprocesses, run dvc or train
-for seconds; the fast ones are in tests/unit/test_recipes.py.
+The integration tier's share (stages in subprocesses, dvc, training for seconds); the fast
+tests, and what the module covers, are in tests/unit/test_recipes.py.
 """
 
 from __future__ import annotations

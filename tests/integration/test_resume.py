@@ -1,8 +1,8 @@
-"""A killed train_scratch or finetune resumes from its last finished epoch; a change of params, data or code
-never does.
+"""A killed train_scratch or finetune resumes from its last finished epoch; a change of params, data or
+code never does.
 
-The integration tier's share: the tests that start stages in subprocesses, run dvc or train
-for seconds; the fast ones are in tests/unit/test_resume.py.
+The integration tier's share (stages in subprocesses, dvc, training for seconds); the fast
+tests, and what the module covers, are in tests/unit/test_resume.py.
 """
 
 from __future__ import annotations

@@ -1,17 +1,7 @@
 """No credential in anything the project writes or prints, whatever the environment says.
 
-Known fake credentials (a Kaggle token, a Kaggle username/key, a kaggle.json,
-AWS keys, a signed-URL token) are put in the environment of real runs of the
-download stage, one per source, with ``VERBOSE=1`` (which makes the Kaggle
-client print its requests' headers) and debug logging on. Kaggle is the real
-client against a fake Kaggle server on 127.0.0.1 (``KAGGLE_API_ENVIRONMENT=LOCALHOST``
-and an HTTP proxy), the URL sources a real HTTP server. Every byte of stdout,
-stderr (logs and error messages), the files written and, after a real
-``dvc repro``, dvc.lock is scanned for the credentials, in clear and base64.
-Also: .gitignore keeps Kaggle's credential files out of git.
-
-The integration tier's share: the tests that start stages in subprocesses, run dvc or train
-for seconds; the fast ones are in tests/unit/test_secrets.py.
+The integration tier's share (stages in subprocesses, dvc, training for seconds); the fast
+tests, and what the module covers, are in tests/unit/test_secrets.py.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
-"""The split (catsdogs/data/split.py, run by the split stage) on generated folders of cat.N.jpg / dog.N.jpg.
+"""The split (catsdogs/data/split.py, run by the split stage) on generated folders of cat.N.jpg /
+dog.N.jpg.
 
-The integration tier's share: the tests that start stages in subprocesses, run dvc or train
-for seconds; the fast ones are in tests/unit/test_split.py.
+The integration tier's share (stages in subprocesses, dvc, training for seconds); the fast
+tests, and what the module covers, are in tests/unit/test_split.py.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Tests of the train_scratch stage: the builder, the optimizer schedule, bad input, real runs.
 
-The integration tier's share: the tests that start stages in subprocesses, run dvc or train
-for seconds; the fast ones are in tests/unit/test_train_scratch.py.
+The integration tier's share (stages in subprocesses, dvc, training for seconds); the fast
+tests, and what the module covers, are in tests/unit/test_train_scratch.py.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
-"""train_top: the pure builder, learning on generated features, outputs, safe-mode reload, bad features.
+"""train_top: the pure builder, learning on generated features, outputs, safe-mode reload, bad
+features.
 
-The integration tier's share: the tests that start stages in subprocesses, run dvc or train
-for seconds; the fast ones are in tests/unit/test_train_top.py.
+The integration tier's share (stages in subprocesses, dvc, training for seconds); the fast
+tests, and what the module covers, are in tests/unit/test_train_top.py.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The training reports every training stage writes (history.csv, live/, metrics.json).
 
-The integration tier's share: the tests that start stages in subprocesses, run dvc or train
-for seconds; the fast ones are in tests/unit/test_training_reports.py.
+The integration tier's share (stages in subprocesses, dvc, training for seconds); the fast
+tests, and what the module covers, are in tests/unit/test_training_reports.py.
 """
 
 from __future__ import annotations

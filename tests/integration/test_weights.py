@@ -1,11 +1,8 @@
-"""The weights stage: VGG16's weights from imagenet, none or a local file, as one file every VGG16 stage loads.
+"""The weights stage: VGG16's weights from imagenet, none or a local file, as one file every VGG16
+stage loads.
 
-Keras's download (keras.utils.get_file) cannot reach the network here: the
-imagenet test replaces that one call with a file the test writes in the
-official file's legacy layout; everything after it is the real code.
-
-The integration tier's share: the tests that start stages in subprocesses, run dvc or train
-for seconds; the fast ones are in tests/unit/test_weights.py.
+The integration tier's share (stages in subprocesses, dvc, training for seconds); the fast
+tests, and what the module covers, are in tests/unit/test_weights.py.
 """
 
 from __future__ import annotations
