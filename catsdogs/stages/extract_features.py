@@ -26,6 +26,7 @@ from catsdogs.data import features as feature_files
 from catsdogs.data.datasets import list_labelled_images, make_image_dataset
 from catsdogs.models import vgg
 from catsdogs.models.precision import set_mixed_precision
+from catsdogs.models.software import software, tensorflow_devices
 
 logger = logging.getLogger("extract_features")
 
@@ -52,6 +53,7 @@ def extract_features(
         "preprocessing": preprocessing,
         "weights": vgg.describe_weights(weights_file),
         "dtype_policy": policy,
+        "software": software(tensorflow_devices()),  # results are bit-exact only on the same software
         "saved_dtype": "float32",
         "feature_shape": list(model.output_shape[1:]),
         "label_names": {str(i): name for i, name in enumerate(CLASS_FOLDERS)},

@@ -146,12 +146,14 @@ def summarize_run(history: dict, seconds: float, train_count: int, validation_la
 
 
 def save_outputs(model, files: TrainingFiles, history: dict, summary: dict, backup=None) -> None:
-    """The model first (a failed save leaves no fresh reports behind), then the reports; then the resume
-    ``backup`` (a :class:`catsdogs.train.resume.Backup`), which the saved run no longer needs, is removed."""
+    """The model first (a failed save leaves no fresh reports behind), then the reports (the metrics with the
+    software that computed them, :mod:`catsdogs.models.software`); then the resume ``backup`` (a
+    :class:`catsdogs.train.resume.Backup`), which the saved run no longer needs, is removed."""
     from catsdogs.models.files import save_model
+    from catsdogs.models.software import software, tensorflow_devices
 
     save_model(model, files.model)
-    write_training_reports(files.reports, history, summary)
+    write_training_reports(files.reports, history, {**summary, "software": software(tensorflow_devices())})
     if backup is not None:
         backup.remove()
 

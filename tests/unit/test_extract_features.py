@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from importlib import metadata
 from pathlib import Path
 
 import keras
@@ -92,6 +93,7 @@ def test_unbalanced_split_rows_labels_and_files_agree(tmp_path, monkeypatch):
     assert meta["preprocessing"] == "vgg16" and meta["dtype_policy"] == "float32"
     weights_file = project / "models/vgg16_notop.weights.h5"
     assert meta["weights"] == {"file": weights_file.name, "sha256": hashlib.sha256(weights_file.read_bytes()).hexdigest()}
+    assert meta["software"]["tensorflow"] == metadata.version("tensorflow") and meta["software"]["accelerators"] == "none"
     # Streamed: created with w+ and re-opened (r+) as rows accumulate; no temporary folders left behind.
     assert ("train_features.npy", "w+") in calls and ("validation_features.npy", "w+") in calls
     assert calls.count(("train_features.npy", "r+")) == 2  # after rows 4 and 8 (batches of 4 >= 3 rows)
