@@ -124,7 +124,8 @@ def test_whole_pipeline_then_experiment_then_metrics_and_plots_diff(dvc_repo: Pa
     plots = json.loads(
         run(["dvc", "plots", "diff", baseline, "two-epochs-branch", "--json", "-o", str(plots_dir)], repo).stdout
     )["data"]
-    for expected in ("confusion", "roc", "top_loss", "scratch_accuracy", "reports/figures/roc_curves.png"):
+    for expected in ("confusion", "roc", "top_loss", "scratch_accuracy", "finetune_loss", "finetune_accuracy",
+                     "reports/figures/roc_curves.png"):
         assert expected in plots, sorted(plots)
     confusion = plots["confusion"][0]["content"]["data"]["values"]
     assert {row["field"] for row in confusion} == {
