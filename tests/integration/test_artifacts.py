@@ -16,16 +16,11 @@ import pytest
 
 from catsdogs.sources.synthetic import write_kaggle_test
 from tests.conftest import run, update_params
+from tests.integration.test_pipeline_compare import TINY  # the tiny pipeline: one epoch at 32 px
 from tests.integration.test_remote import BUCKET, s3_server  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.slow
 
-TINY = {
-    "download": {"source": "synthetic", "synthetic": {"count": 8, "size": 32, "test_count": 0}},
-    "common": {"image_size": 32, "batch_size": 8},
-    "train_scratch": {"strategy": "none"},
-    "recipes": {"tutorial": {"epochs": 1, "filters": [8, 8], "dense_units": 8}},
-}
 
 
 def predictions(folder: Path, model: str) -> str:

@@ -68,8 +68,9 @@ def recipe_names() -> list[str]:
 
 def recipe_module(name: str) -> ModuleType:
     """The module of recipe ``name``; ``ValueError`` naming the recipes there are otherwise."""
-    if name not in recipe_names():
-        raise ValueError(f"train_scratch.recipe is {name!r}: no such recipe (there are: {', '.join(recipe_names())})")
+    names = recipe_names()
+    if name not in names:
+        raise ValueError(f"train_scratch.recipe is {name!r}: no such recipe (there are: {', '.join(names)})")
     return importlib.import_module(f"{__name__}.{name}")
 
 
