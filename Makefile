@@ -2,20 +2,33 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# Extras to install beside the core, comma-separated: dev (tests), s3, gpu (e.g. EXTRAS=gpu,s3).
 EXTRAS ?= dev
+comma := ,
+EXTRA_FLAGS := $(foreach extra,$(subst $(comma), ,$(EXTRAS)),--extra $(extra))
+# uv lives beside the environment, not in it: `uv sync` keeps the environment exactly as uv.lock says.
+UV := $(VENV)/uv/bin/uv
+UV_ENV := UV_PROJECT_ENVIRONMENT=$(VENV) UV_PYTHON_DOWNLOADS=never
 
 FUZZ_EXAMPLES ?= 5000
 
-.PHONY: setup pipeline test test-unit params bench fuzz clean-venv
+.PHONY: setup pipeline test test-unit params lock upgrade bench fuzz clean-venv
 
-$(BIN)/.installed-$(EXTRAS): pyproject.toml
+$(UV): requirements-uv.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[$(EXTRAS)]'
-	$(BIN)/python -m pip check
+	$(BIN)/python -m ensurepip --default-pip >/dev/null  # uv sync drops pip from the environment: bring it back
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps --upgrade --target $(VENV)/uv -r requirements-uv.txt
 	touch $@
 
-setup: $(BIN)/.installed-$(EXTRAS)
+# The environment exactly as uv.lock pins it, every file hash-checked; --locked stops when pyproject.toml
+# changed without `make lock`, so what is installed is always what is committed.
+$(BIN)/.installed-$(subst $(comma),-,$(EXTRAS)): pyproject.toml uv.lock $(UV)
+	$(UV_ENV) $(UV) sync --locked --quiet $(EXTRA_FLAGS) --python $(BIN)/python
+	$(UV_ENV) $(UV) pip check --quiet --python $(BIN)/python
+	rm -f $(BIN)/.installed-*
+	touch $@
+
+setup: $(BIN)/.installed-$(subst $(comma),-,$(EXTRAS))
 
 # Stages run as `python -m catsdogs.stages <name>`: the venv's bin goes first on PATH.
 pipeline: setup
@@ -27,6 +40,14 @@ test: setup
 # The fast tier only (tests/unit: in-process code, no dvc, no stage subprocess): a few minutes.
 test-unit: setup
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+
+# uv.lock from pyproject.toml after a dependency edit (the rest stays pinned); `make upgrade`: everything to the
+# newest release the bounds allow. Either way the diff of uv.lock is what a reviewer reads.
+lock: $(UV)
+	$(UV) lock
+
+upgrade: $(UV)
+	$(UV) lock --upgrade
 
 # params.yaml from the schema (catsdogs/core/params.py, catsdogs/models/recipes/): after changing a default.
 params: setup
