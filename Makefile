@@ -12,7 +12,7 @@ UV_ENV := UV_PROJECT_ENVIRONMENT=$(VENV) UV_PYTHON_DOWNLOADS=never
 
 FUZZ_EXAMPLES ?= 5000
 
-.PHONY: setup pipeline test test-unit params lock upgrade bench fuzz clean-venv
+.PHONY: setup pipeline test test-unit lint params lock upgrade bench fuzz clean-venv
 
 $(UV): requirements-uv.txt
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,10 @@ lock: $(UV)
 
 upgrade: $(UV)
 	$(UV) lock --upgrade
+
+# Undefined names, unused imports, syntax errors, import order ([tool.ruff] in pyproject.toml).
+lint: setup
+	$(BIN)/ruff check catsdogs tests benchmarks
 
 # params.yaml from the schema (catsdogs/core/params.py, catsdogs/models/recipes/): after changing a default.
 params: setup

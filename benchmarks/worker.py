@@ -77,9 +77,9 @@ def epochs_report(timer, train_count: int, policy: str) -> dict:
 
 def train_ours(settings: dict) -> dict:
     """train_scratch's own input pipeline (uint8 memory cache, tf.data augmentation) feeding the CNN."""
+    from catsdogs.core.seeding import seed_everything
     from catsdogs.data.augmentation import batch_augmentation
     from catsdogs.data.datasets import list_labelled_images
-    from catsdogs.core.seeding import seed_everything
     from catsdogs.stages.train_scratch import make_datasets
 
     data, size, batch, seed = Path(settings["data"]), settings["image_size"], settings["batch_size"], settings["seed"]
@@ -128,8 +128,8 @@ def train_bound(settings: dict) -> dict:
     import numpy as np
     import tensorflow as tf
 
-    from catsdogs.data.datasets import list_labelled_images, without_autotune
     from catsdogs.core.seeding import seed_everything
+    from catsdogs.data.datasets import list_labelled_images, without_autotune
 
     data, size, batch, seed = Path(settings["data"]), settings["image_size"], settings["batch_size"], settings["seed"]
     train, validation = list_labelled_images(data / "train"), list_labelled_images(data / "validation")
@@ -219,8 +219,8 @@ def augmentation_cost(settings: dict) -> dict:
 
 def extract_ours(settings: dict) -> dict:
     """The extract_features stage's own function, both splits, into a temporary folder."""
-    from catsdogs.stages.extract_features import extract_features
     from catsdogs.core.seeding import seed_everything
+    from catsdogs.stages.extract_features import extract_features
     from catsdogs.stages.weights import prepare_weights
 
     data = Path(settings["data"])
@@ -241,10 +241,10 @@ def extract_ours(settings: dict) -> dict:
 
 def extract_bound(settings: dict) -> dict:
     """The bound: VGG16's forward pass (the same extractor) on the same images already decoded in memory."""
-    from catsdogs.models import vgg
-    from catsdogs.data.datasets import list_labelled_images
-    from catsdogs.models.precision import set_mixed_precision
     from catsdogs.core.seeding import seed_everything
+    from catsdogs.data.datasets import list_labelled_images
+    from catsdogs.models import vgg
+    from catsdogs.models.precision import set_mixed_precision
 
     data, size, batch = Path(settings["data"]), settings["image_size"], settings["batch_size"]
     paths = [path for split in ("train", "validation") for path in list_labelled_images(data / split)[0]]
