@@ -54,3 +54,72 @@ def forget_manifest(target: str | Path) -> None:
 def write_manifest(target: str | Path, trees: dict[str, str | Path]) -> None:
     """Write the manifest of ``trees`` to ``target`` atomically (same folders -> the same bytes)."""
     write_json(target, manifest(trees))
+
+
+# How long a stage waits for `dvc pull` of one folder (the whole Kaggle training set is about 800 MB).
+PULL_TIMEOUT_SECONDS = 6 * 3600
+
+
+def missing_files(manifest_file: str | Path, folder: str | Path) -> tuple[int, int]:
+    """How many of the files the manifest lists under ``folder`` (one of its trees, or a folder inside one)
+    are absent or of another size on disk, and how many it lists; ``(0, 0)`` when no tree holds ``folder``."""
+    import json
+
+    trees = json.loads(Path(manifest_file).read_text(encoding="utf-8")).get("trees", {})
+    folder = Path(folder)
+    for root, entries in trees.items():
+        try:
+            inside = folder.relative_to(root).as_posix()
+        except ValueError:
+            continue
+        prefix = "" if inside == "." else inside + "/"
+        listed = {name[len(prefix):]: entry["size"] for name, entry in entries.items() if name.startswith(prefix)}
+        missing = 0
+        for name, size in listed.items():
+            try:
+                missing += (folder / name).stat().st_size != size
+            except OSError:
+                missing += 1
+        return missing, len(listed)
+    return 0, 0
+
+
+def require_folders(manifest_file: str | Path, *folders: str | Path) -> None:
+    """Make sure the photo folders a manifest stands for are on disk before a stage reads them.
+
+    dvc.yaml's stages depend on the manifest, not on the folders, so ``dvc exp run --pull
+    --allow-missing`` (or ``dvc pull <stage>``) on a fresh clone brings the manifest and leaves the
+    folders behind. Under DVC (``DVC_STAGE`` set: a stage command), a folder with files missing is
+    pulled from the DVC remote (``dvc pull <folder>``: DVC unlocks the repository while a stage command
+    runs); elsewhere, or when the pull fails, ``ValueError`` names the folder and the command that
+    brings it. Files present are trusted as they are (what is in them is what the stage reads).
+    """
+    import logging
+    import os
+    import subprocess
+    import sys
+
+    logger = logging.getLogger("manifest")
+    if not Path(manifest_file).is_file():
+        return  # DVC runs a stage only when its manifest dep exists; elsewhere the stage reports what it lacks
+    for folder in folders:
+        missing, listed = missing_files(manifest_file, folder)
+        if not missing:
+            continue
+        advice = f"run `dvc pull {folder}` (from the DVC remote) or `dvc repro` the stage that writes it"
+        if "DVC_STAGE" not in os.environ:
+            raise ValueError(f"{folder}: {missing} of the {listed} files {manifest_file} lists are missing; {advice}")
+        logger.info("%s: %d of %d files missing (the manifest %s came without them): dvc pull %s",
+                    folder, missing, listed, manifest_file, folder)
+        try:
+            pulled = subprocess.run([sys.executable, "-m", "dvc", "pull", "--quiet", str(folder)], capture_output=True,
+                                    text=True, timeout=PULL_TIMEOUT_SECONDS, check=False)
+        except subprocess.TimeoutExpired:
+            raise ValueError(f"{folder}: `dvc pull {folder}` took over {PULL_TIMEOUT_SECONDS} s; {advice}") from None
+        output = (pulled.stderr or pulled.stdout).strip().splitlines()
+        still, _ = missing_files(manifest_file, folder)
+        if pulled.returncode != 0 or still:
+            reason = output[-1] if output else f"exit code {pulled.returncode}"
+            raise ValueError(f"{folder}: {still or missing} of the {listed} files {manifest_file} lists are missing "
+                             f"and `dvc pull {folder}` did not bring them ({reason}); {advice}")
+        logger.info("pulled %s from the DVC remote (%d files)", folder, listed)

@@ -33,6 +33,7 @@ from catsdogs.core.io import (
     write_json,
     write_text,
 )
+from catsdogs.core.manifest import require_folders
 from catsdogs.core.params import MODEL_NAMES, load_params
 from catsdogs.predict.metrics import (
     classification_metrics,
@@ -105,6 +106,7 @@ def main() -> None:
     """Load params, evaluate every model on the validation split, write the reports."""
     params = load_params()
     paths, section = params.paths, params.prediction
+    require_folders(paths.split_manifest, paths.validation)
     metrics, table, roc = evaluate(
         paths.validation, paths.features, paths.model_files(), image_size=params.common.image_size,
         batch_size=params.common.batch_size, clip=section.clip, threshold=section.threshold, tta=section.tta,

@@ -19,6 +19,7 @@ import numpy as np
 
 from catsdogs.core.io import atomic_path
 from catsdogs.core.labels import CLASS_FOLDERS
+from catsdogs.core.manifest import require_folders
 from catsdogs.core.params import load_params
 from catsdogs.core.progress import WorkEstimate
 from catsdogs.core.seeding import seed_everything
@@ -86,6 +87,7 @@ def main() -> None:
     """Load params, extract the features of the train and validation splits into paths.features."""
     params = load_params()
     common, runtime = params.common, params.runtime
+    require_folders(params.paths.split_manifest, params.paths.train, params.paths.validation)
     seed_everything(common.seed, runtime.deterministic)
     meta = extract_features(
         {"train": params.paths.train, "validation": params.paths.validation},

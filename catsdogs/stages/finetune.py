@@ -18,6 +18,7 @@ from pathlib import Path
 
 import keras
 
+from catsdogs.core.manifest import require_folders
 from catsdogs.core.params import CommonParams, FinetuneParams, RuntimeParams, load_params
 from catsdogs.core.progress import prediction_estimate_callback, training_estimate_callback
 from catsdogs.core.seeding import seed_everything
@@ -130,5 +131,6 @@ def main() -> None:
     """Load params and run the stage on paths.train / paths.validation and the top classifier."""
     params = load_params()
     paths = params.paths
+    require_folders(paths.split_manifest, paths.train, paths.validation)
     finetune(TrainingFiles.of(paths, "finetune"), paths.top_model, paths.vgg16_weights, params.vgg16.preprocessing,
              params.common, params.runtime, params.finetune)

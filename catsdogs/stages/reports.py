@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from catsdogs.core.io import HISTORY_FILE, METRICS_FILE, PREDICTIONS_FILE, atomic_path, write_text
+from catsdogs.core.manifest import require_folders
 from catsdogs.core.params import PathsParams, load_params
 from catsdogs.predict.metrics import best_model
 from catsdogs.report.figures import (
@@ -75,6 +76,7 @@ def main() -> None:
     """Load params, draw the figures and write the summary."""
     params = load_params()
     paths = params.paths
+    require_folders(paths.split_manifest, paths.validation)
     figures = build_reports(
         paths, params.common.image_size, params.prediction.clip, params.reports.worst_images,
         read_summary_params(params),

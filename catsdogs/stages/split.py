@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 
 from catsdogs.core.io import write_json
-from catsdogs.core.manifest import forget_manifest, write_manifest
+from catsdogs.core.manifest import forget_manifest, require_folders, write_manifest
 from catsdogs.core.params import load_params
 from catsdogs.data.split import split_dataset
 
@@ -17,6 +17,7 @@ def main() -> None:
     """Load params, split paths.raw_train into paths.train / paths.validation, write their manifest and the reports."""
     params = load_params()
     paths, split = params.paths, params.split
+    require_folders(paths.raw_manifest, paths.raw_train)
     forget_manifest(paths.split_manifest)
     report, file_lists = split_dataset(
         paths.raw_train,

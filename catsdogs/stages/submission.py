@@ -23,6 +23,7 @@ from pathlib import Path
 
 from catsdogs.core.io import METRICS_FILE, write_text
 from catsdogs.core.labels import kaggle_test_id
+from catsdogs.core.manifest import require_folders
 from catsdogs.core.params import load_params
 from catsdogs.data.datasets import list_images
 from catsdogs.predict.metrics import best_model_in, temperature_in
@@ -106,6 +107,7 @@ def main() -> None:
     """Load params and write the submission CSV."""
     params = load_params()
     paths, common, prediction = params.paths, params.common, params.prediction
+    require_folders(paths.raw_manifest, paths.raw_test)
     settings = PredictionSettings(common.image_size, common.batch_size, prediction.clip, prediction.tta,
                                   params.images.max_pixels)
     count, skipped = make_submission(

@@ -20,6 +20,7 @@ import logging
 import math
 import time
 
+from catsdogs.core.manifest import require_folders
 from catsdogs.core.params import CommonParams, RuntimeParams, TrainScratchParams, load_params
 from catsdogs.core.progress import training_estimate_callback
 from catsdogs.core.seeding import seed_everything
@@ -152,6 +153,7 @@ def main() -> None:
     """Load params.yaml and run the stage with the recipe train_scratch.recipe names."""
     params = load_params()
     paths = params.paths
+    require_folders(paths.split_manifest, paths.train, paths.validation)
     scratch = params.train_scratch
     recipe = load_recipe(scratch.recipe, params.recipes)
     train_scratch(TrainingFiles.of(paths, "scratch"), params.common, params.runtime, scratch, recipe)

@@ -6,7 +6,10 @@ committed; `dvc exp run -S train_top.epochs=2` makes a second commit with other
 params, which `dvc exp show` lists with its metrics; made a branch
 (`dvc exp branch`), it is compared with the first: `dvc metrics diff` reports the
 changed metrics, `dvc params diff` the param, `dvc plots diff` renders every
-declared plot for both revisions. Slow: nine stages, each importing TensorFlow.
+declared plot for both revisions. Then a teammate's fresh clone of the pushed
+baseline changes one downstream param with the flags DVC documents (`dvc exp run
+--pull --allow-missing`): only the stages that read it run, and they pull the photo
+folders their manifests stand for, nothing else. Slow: nine stages, each importing TensorFlow.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 from PIL import Image
 
 from tests.conftest import dvc_status, run, stages_ran, update_params
@@ -97,8 +101,10 @@ def test_whole_pipeline_then_experiment_then_metrics_and_plots_diff(dvc_repo: Pa
         assert set(dvc_status(repo)) == expected, change
         (repo / "params.yaml").write_text(params_text)
     assert dvc_status(repo) == {}
+    run(["dvc", "remote", "add", "-d", "shared", str(tmp_path / "remote")], repo)
     commit(repo, "tiny run, train_top.epochs 1")
     baseline = run(["git", "rev-parse", "--abbrev-ref", "HEAD"], repo).stdout.strip()
+    run(["dvc", "push"], repo)
 
     # An experiment: only what follows train_top reruns; `dvc exp show` lists it with its metrics.
     experiment = run(["dvc", "exp", "run", "-n", "two-epochs", "-S", "train_top.epochs=2"], repo)
@@ -132,3 +138,22 @@ def test_whole_pipeline_then_experiment_then_metrics_and_plots_diff(dvc_repo: Pa
         "scratch_predicted", "top_predicted", "finetune_predicted", "ensemble_predicted"}
     assert {row["rev"] for row in confusion} == {baseline, "two-epochs-branch"}
     assert len(confusion) == 2 * 4 * validation_count  # two revisions, four models
+
+    teammate_runs_an_experiment_with_pull(repo, tmp_path / "teammate", validation_count)
+
+
+def teammate_runs_an_experiment_with_pull(repo: Path, clone: Path, validation_count: int) -> None:
+    """A fresh clone of the pushed baseline: `dvc exp run --pull --allow-missing -S prediction.tta=...` runs
+    evaluate, reports and submission, which need photo folders that only their manifests stand for in
+    dvc.yaml (DVC pulls the manifests): each stage pulls the folder it reads, and nothing else arrives."""
+    run(["git", "clone", "-q", str(repo), str(clone)], repo.parent)
+    tta = yaml.safe_load((clone / "params.yaml").read_text())["prediction"]["tta"]
+    result = run(["dvc", "exp", "run", "--pull", "--allow-missing", "-S", f"prediction.tta={str(not tta).lower()}"],
+                 clone)
+    assert stages_ran(result) == {"evaluate", "reports", "submission"}
+    log = result.stdout + result.stderr
+    assert "pulled data/validation from the DVC remote" in log and "pulled data/raw/test from the DVC remote" in log
+    metrics = json.loads((clone / "reports/evaluate/metrics.json").read_text())
+    assert all(metrics[name]["n"] == validation_count for name in ("scratch", "top", "finetune", "ensemble"))
+    assert len((clone / "reports/submission.csv").read_text().splitlines()) == 1 + 4
+    assert not (clone / "data/train").exists() and not (clone / "data/raw/train").exists()  # only what ran needed

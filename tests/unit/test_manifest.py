@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from catsdogs.core.io import file_hash
-from catsdogs.core.manifest import manifest, tree_entries, write_manifest
+from catsdogs.core.manifest import manifest, missing_files, require_folders, tree_entries, write_manifest
 
 
 def make_tree(root: Path) -> Path:
@@ -63,3 +63,43 @@ def test_a_missing_folder_is_a_clear_error(tmp_path):
         tree_entries(tmp_path / "absent")
 
 
+
+
+def test_missing_files_counts_what_the_manifest_lists_under_a_folder_or_a_folder_inside_a_tree(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    make_tree(Path("data/raw/train"))
+    make_tree(Path("data/raw/test"))
+    write_manifest("raw.json", {"data/raw": "data/raw"})
+    assert missing_files("raw.json", "data/raw") == (0, 6)
+    assert missing_files("raw.json", "data/raw/test") == (0, 3)
+    Path("data/raw/test/dogs/dog.2.jpg").write_bytes(b"other size")
+    Path("data/raw/test/.hidden").unlink()
+    assert missing_files("raw.json", "data/raw/test") == (2, 3)
+    assert missing_files("raw.json", "data/raw/train") == (0, 3)
+    assert missing_files("raw.json", "elsewhere") == (0, 0)  # no tree holds it
+
+
+def test_a_folder_the_manifest_stands_for_missing_outside_dvc_names_the_pull(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DVC_STAGE", raising=False)
+    make_tree(Path("data/validation"))
+    write_manifest("split.json", {"data/validation": "data/validation"})
+    require_folders("split.json", "data/validation")  # all there: nothing to do
+    for path in sorted(Path("data/validation").rglob("*"), reverse=True):
+        path.unlink() if path.is_file() else path.rmdir()
+    with pytest.raises(ValueError, match=r"data/validation: 3 of the 3 files split.json lists are missing; "
+                                         r"run `dvc pull data/validation`"):
+        require_folders("split.json", "data/validation")
+
+
+def test_under_dvc_a_failed_pull_is_one_clear_error(tmp_path, monkeypatch):
+    """A stage command (DVC_STAGE set) runs `dvc pull <folder>`; outside a DVC repository it fails, and the
+    error names the folder, DVC's reason and the advice."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DVC_STAGE", "evaluate")
+    make_tree(Path("data/validation"))
+    write_manifest("split.json", {"data/validation": "data/validation"})
+    Path("data/validation/cats/cat.1.jpg").unlink()
+    with pytest.raises(ValueError, match=r"data/validation: 1 of the 3 files split.json lists are missing and "
+                                         r"`dvc pull data/validation` did not bring them \(.+\); run `dvc pull"):
+        require_folders("split.json", "data/validation")
