@@ -31,7 +31,9 @@ $(BIN)/.installed-$(subst $(comma),-,$(EXTRAS)): pyproject.toml uv.lock $(UV)
 setup: $(BIN)/.installed-$(subst $(comma),-,$(EXTRAS))
 
 # Stages run as `python -m catsdogs.stages <name>`: the venv's bin goes first on PATH.
+# The sweep first: what killed runs left, even where DVC will restore every stage and run none.
 pipeline: setup
+	$(BIN)/python -m catsdogs.stages --sweep
 	PATH="$(abspath $(BIN)):$$PATH" dvc repro $(STAGES)
 
 test: setup

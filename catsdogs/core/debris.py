@@ -1,14 +1,18 @@
-"""What a killed stage left behind, removed when the stage next starts.
+"""What killed runs left behind, removed when any stage next starts or by ``python -m catsdogs.stages --sweep``.
 
 Every temporary file or folder a stage makes lies beside the output it becomes (or
 feeds) and is named ``.<output name>.<pid>.<random>.tmp...`` (:func:`catsdogs.core.io.temporary_prefix`),
-so its owner can be told from its name: when the stage starts again, each of its
-declared outputs (dvc.yaml's ``outs`` and ``metrics``, ``${...}`` filled in from params.yaml) has
-the debris next to it, and inside it when it is a folder, removed -- but only where
-the process that made it is gone. Another running stage's temporaries (a live pid)
-are never touched; names from before the pid was part of them (``.download-*``,
-``.split-normalized-*``, ``.<name>.<random>.tmp*``) are removed when older than
-the stage's start.
+so its maker can be told from its name. When a stage starts, the debris next to every
+stage's declared outputs (dvc.yaml's ``outs`` and ``metrics``, ``${...}`` filled in from
+params.yaml), and inside them when they are folders, is removed -- but only where the
+process that made it is gone: not only the starting stage's, because a stage that DVC
+restores from its run cache, or finds unchanged, never starts, and its killed run's
+temporaries would stay until it next ran. Another running stage's temporaries (a live pid)
+are never touched. Names from before the pid was part of them (``.download-*``,
+``.split-normalized-*``, ``.<name>.<random>.tmp*``) cannot be told apart from a running
+stage's, so they are removed only near the starting stage's own outputs, and only when older
+than its start. ``python -m catsdogs.stages --sweep`` (:func:`sweep_debris`) removes the
+pid-named debris without running a stage: for a ``dvc repro`` in which nothing runs.
 """
 
 from __future__ import annotations
@@ -31,9 +35,10 @@ _RANDOM = r"[a-z0-9_]{8}"  # tempfile's random part
 LEGACY_PREFIXES = (("download", ".download-"), ("split", ".split-normalized-"))
 
 
-def _owned_pattern(name: str) -> re.Pattern:
-    """Temporaries for an output called ``name``: with the maker's pid, or the older pid-less form."""
-    return re.compile(rf"^\.{re.escape(name)}\.(?:(?P<pid>\d+)\.{_RANDOM}|{_RANDOM})\.tmp")
+def _owned_pattern(name: str, pid_less: bool = True) -> re.Pattern:
+    """Temporaries for an output called ``name``: with the maker's pid, or (``pid_less``) the older pid-less form."""
+    legacy = f"|{_RANDOM}" if pid_less else ""
+    return re.compile(rf"^\.{re.escape(name)}\.(?:(?P<pid>\d+)\.{_RANDOM}{legacy})\.tmp")
 
 
 _ANY_OWNED = re.compile(rf"^\..+\.(?P<pid>\d+)\.{_RANDOM}\.tmp")
@@ -83,11 +88,14 @@ def is_debris(entry: Path, pid: str | None, started: float) -> bool:
     return alive_since is None or alive_since > made + 1.0  # the pid now names a later process
 
 
-def debris_near(output: Path, stage: str, started: float) -> list[Path]:
+def debris_near(output: Path, stage: str | None, started: float) -> list[Path]:
     """The abandoned temporaries next to ``output`` (or in a folder above it, where its folder did not
-    exist yet: a relative output's lie inside the repository) and inside it when it is a folder."""
+    exist yet: a relative output's lie inside the repository) and inside it when it is a folder.
+
+    ``stage``: the stage ``output`` belongs to when that stage is the one starting, so the pid-less older
+    names (age-based) are its to remove too; None for only the names whose pid is gone."""
     found = []
-    pattern = _owned_pattern(output.name)
+    pattern = _owned_pattern(output.name, pid_less=stage is not None)
     for folder in output.parents if not output.is_absolute() else [output.parent]:
         if not folder.is_dir():
             continue
@@ -127,32 +135,94 @@ def interpolate(value: str, params: dict) -> str:
     return _INTERPOLATION.sub(lookup, value)
 
 
-def declared_outputs(stage: str, dvc_file: str | Path = DVC_FILE, params_file: str | Path = DEFAULT_PARAMS_FILE) -> list[Path]:
-    """The stage's ``outs`` and ``metrics`` in dvc.yaml, both files read as DVC reads YAML and every ``${...}``
-    filled in from params.yaml (:func:`interpolate`)."""
+def _read_pipeline(dvc_file: str | Path, params_file: str | Path) -> tuple[dict, dict]:
+    """dvc.yaml's ``stages`` and params.yaml, both read as DVC reads YAML."""
     definition = parse_params(Path(dvc_file).read_text(encoding="utf-8"), str(dvc_file))
-    stage_definition = definition.get("stages", {}).get(stage, {})
-    entries = [*stage_definition.get("outs", []), *stage_definition.get("metrics", [])]
     params = parse_params(Path(params_file).read_text(encoding="utf-8"), str(params_file))
+    stages = definition.get("stages", {}) if isinstance(definition, dict) else None
+    if not isinstance(stages, dict):
+        raise ValueError(f"{dvc_file} holds no mapping of stages")
+    if not isinstance(params, dict):
+        raise ValueError(f"{params_file} is not a mapping")
+    return stages, params
+
+
+def _outputs_of(stage_definition: dict, params: dict) -> list[Path]:
+    entries = [*stage_definition.get("outs", []), *stage_definition.get("metrics", [])]
     return [Path(interpolate(entry if isinstance(entry, str) else next(iter(entry)), params)) for entry in entries]
 
 
-def remove_debris(stage: str, outputs: Iterable[Path] | None = None, started: float | None = None) -> list[Path]:
-    """Remove what a killed run of ``stage`` left near its outputs; return what was removed.
+def declared_outputs(stage: str, dvc_file: str | Path = DVC_FILE, params_file: str | Path = DEFAULT_PARAMS_FILE) -> list[Path]:
+    """The stage's ``outs`` and ``metrics`` in dvc.yaml, both files read as DVC reads YAML and every ``${...}``
+    filled in from params.yaml (:func:`interpolate`)."""
+    stages, params = _read_pipeline(dvc_file, params_file)
+    return _outputs_of(stages.get(stage, {}), params)
 
-    ``outputs`` default to the stage's declared ones; nothing happens outside a
-    pipeline checkout (no dvc.yaml) or with params that do not load (the stage reports those).
+
+_BAD_DEFINITION = (ValueError, KeyError, AttributeError, TypeError)  # a key params.yaml lacks, a malformed entry
+
+
+def every_declared_output(
+    dvc_file: str | Path = DVC_FILE, params_file: str | Path = DEFAULT_PARAMS_FILE, strict: bool = True
+) -> dict[str, list[Path]]:
+    """Every stage's declared outputs (:func:`declared_outputs`), by stage. A stage whose outputs do not
+    resolve raises ``ValueError`` naming it, or (not ``strict``) is left out."""
+    stages, params = _read_pipeline(dvc_file, params_file)
+    found = {}
+    for name, definition in stages.items():
+        try:
+            found[name] = _outputs_of(definition, params)
+        except _BAD_DEFINITION as error:
+            if strict:
+                detail = f"{params_file} has no {error}" if isinstance(error, KeyError) else str(error)
+                raise ValueError(f"{dvc_file}: the outputs of stage {name} do not resolve: {detail}") from error
+    return found
+
+
+def remove_debris(stage: str | None, outputs: Iterable[Path] | None = None, started: float | None = None) -> list[Path]:
+    """Remove what killed runs left near the pipeline's outputs as ``stage`` starts; return what was removed.
+
+    By default every stage's declared outputs are searched: temporaries whose maker (the pid in the name)
+    is gone, whichever stage made them, and near ``stage``'s own outputs the pid-less older names too (None:
+    no stage starts, pid-named ones only). ``outputs``: only those, as ``stage``'s. Nothing happens outside a
+    pipeline checkout (no dvc.yaml) or with files that do not load (the stage reports those); a stage whose
+    outputs do not resolve is passed over.
     """
     started = time.time() if started is None else started
-    if outputs is None:
+    if outputs is not None:
+        searched = [(Path(output), stage) for output in outputs]
+    else:
         if not Path(DVC_FILE).is_file():
             return []
         try:
-            outputs = declared_outputs(stage)
-        except (ValueError, OSError, KeyError, AttributeError, TypeError):  # the stage reports bad files
+            by_stage = every_declared_output(strict=False)
+        except (*_BAD_DEFINITION, OSError):  # the stage reports bad files
             return []
+        searched = _searched(by_stage, stage)
+    return _remove([entry for output, owner in searched for entry in debris_near(output, owner, started)])
+
+
+def sweep_debris(started: float | None = None) -> list[Path]:
+    """``python -m catsdogs.stages --sweep``: remove the temporaries of every stage whose maker is gone,
+    without running a stage (for a ``dvc repro`` that restores everything from the run cache or finds it
+    unchanged). The pid-less older names stay (no stage starts to own them). ``OSError`` outside a pipeline
+    checkout, ``ValueError`` when dvc.yaml or params.yaml does not load or an output does not resolve."""
+    if not Path(DVC_FILE).is_file():
+        raise FileNotFoundError(f"no {DVC_FILE} in {Path.cwd()}: run it in the pipeline's checkout")
+    started = time.time() if started is None else started
+    searched = _searched(every_declared_output(strict=True), None)
+    return _remove([entry for output, owner in searched for entry in debris_near(output, owner, started)])
+
+
+def _searched(by_stage: dict[str, list[Path]], stage: str | None) -> list[tuple[Path, str | None]]:
+    """(output, the stage whose pid-less names may go near it, or None) for every declared output."""
+    own = dict.fromkeys(by_stage.get(stage, []) if stage is not None else [])
+    others = dict.fromkeys(output for name, found in by_stage.items() if name != stage for output in found)
+    return [(output, stage) for output in own] + [(output, None) for output in others if output not in own]
+
+
+def _remove(found: list[Path]) -> list[Path]:
     removed = []
-    found = [entry for output in outputs for entry in debris_near(Path(output), stage, started)]
     for entry in dict.fromkeys(found):
         try:
             remove_path(entry)

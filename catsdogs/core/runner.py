@@ -42,8 +42,8 @@ def call(main: Callable[[], int | None], report: Callable[[Exception | None], No
         return EXIT_INTERRUPTED
 
 
-def run_stage(name: str, main: Callable[[], object]) -> None:
-    """Run a stage's ``main`` with logging set up; exit with 1 (one logged line) on bad input, 130 on Ctrl-C."""
+def _run_logged(name: str, main: Callable[[], object]) -> None:
+    """Run ``main`` with logging set up; exit with 1 (one logged line) on bad input, 130 on Ctrl-C."""
     logger = setup_logging(name)
 
     def report(error: Exception | None) -> None:
@@ -52,15 +52,36 @@ def run_stage(name: str, main: Callable[[], object]) -> None:
         else:
             logger.error("%s failed: %s", name, error)
 
+    def logged() -> None:
+        main()  # what a stage's main returns is not an exit code
+
+    code = call(logged, report)
+    if code != EXIT_OK:
+        sys.exit(code)
+
+
+def run_stage(name: str, main: Callable[[], object]) -> None:
+    """Run a stage's ``main`` with logging set up, after removing what killed runs left near the outputs of
+    every stage (:func:`catsdogs.core.debris.remove_debris`); exit with 1 (one logged line) on bad input,
+    130 on Ctrl-C."""
+
     def stage() -> None:
         from catsdogs.core.debris import remove_debris
 
-        remove_debris(name)  # what a killed run of this stage left beside its outputs
-        main()  # what a stage's main returns is not an exit code
+        # Every stage's, not only this one's: a stage that DVC restores from its run cache, or finds
+        # unchanged, never starts to remove what its killed run left.
+        remove_debris(name)
+        main()
 
-    code = call(stage, report)
-    if code != EXIT_OK:
-        sys.exit(code)
+    _run_logged(name, stage)
+
+
+def run_sweep() -> None:
+    """``python -m catsdogs.stages --sweep``: remove what killed runs left near every stage's outputs (makers
+    gone only) without running a stage; one line and exit code 1 outside a pipeline checkout or on bad files."""
+    from catsdogs.core.debris import sweep_debris
+
+    _run_logged("sweep", sweep_debris)
 
 
 def run_command(name: str, main: Callable[[], int]) -> int:

@@ -43,9 +43,9 @@ SYNTHETIC = {"source": "synthetic", "synthetic": {"count": 4, "size": 32, "test_
 
 # Installed in every stage process of a test (sitecustomize on PYTHONPATH; the stage code knows nothing of
 # it): counts the stage's writes (a file opened for writing, a rename/replace, a link, a copy) through
-# Python's audit hooks and, at write KILL_AT_WRITE, sends KILL_SIGNAL to the whole `dvc repro` session (dvc
-# included, as when a machine goes away) before the write happens. COUNT_WRITES_TO: a file that gets
-# "<stage> <writes>" at exit instead.
+# Python's audit hooks and, at write KILL_AT_WRITE (or at the first write to a path containing KILL_AT_PATH),
+# sends KILL_SIGNAL to the whole `dvc repro` session (dvc included, as when a machine goes away) before the
+# write happens. COUNT_WRITES_TO: a file that gets "<stage> <writes>" at exit instead.
 HOOK = r'''
 import atexit, os, signal, sys
 
@@ -60,6 +60,7 @@ _STAGE = _stage()
 if _STAGE and _STAGE == os.environ.get("HOOK_STAGE"):
     _writes = [0]
     _kill_at = int(os.environ.get("KILL_AT_WRITE", "0"))
+    _kill_at_path = os.environ.get("KILL_AT_PATH")
     _signal = getattr(signal, os.environ.get("KILL_SIGNAL", "SIGKILL"))
     _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT
 
@@ -73,7 +74,8 @@ if _STAGE and _STAGE == os.environ.get("HOOK_STAGE"):
         elif event not in ("os.rename", "os.link", "shutil.copyfile", "os.symlink"):
             return
         _writes[0] += 1
-        if _writes[0] == _kill_at:
+        path = args[0] if args and isinstance(args[0], (str, bytes, os.PathLike)) else ""
+        if _writes[0] == _kill_at or (_kill_at_path and _kill_at_path in os.fsdecode(path)):
             for group in dict.fromkeys((os.getsid(0), os.getpgid(0))):
                 os.killpg(group, _signal)
 
@@ -136,18 +138,23 @@ def pipeline_checkout(tmp_path: Path, params: dict) -> Path:
     return repo
 
 
-def test_a_stage_removes_what_its_killed_run_left_and_nothing_else(tmp_path: Path, monkeypatch) -> None:
+def test_a_stage_removes_what_killed_runs_left_and_nothing_else(tmp_path: Path, monkeypatch) -> None:
     repo = pipeline_checkout(tmp_path, {"download": SYNTHETIC})
     dead = killed_temporary(repo, "data/raw")  # download's own output: removed
     (repo / "data/raw").mkdir()  # a previous tree, with a killed run's file inside it
     inside = killed_temporary(repo, "data/raw/train")
     legacy = repo / "data/.download-abc123"  # the name before pids were in it
     legacy.mkdir()
-    os.utime(legacy, (time.time() - 60, time.time() - 60))
-    others = killed_temporary(repo, "data/train")  # split's: not download's to remove
-    # split's staging folder, made at the root when data/ did not exist yet: split's, not download's
+    # split's, its maker gone: removed too (DVC may restore split from its run cache and never start it)
+    others = killed_temporary(repo, "data/train")
+    # split's staging folder, made at the root when data/ did not exist yet: removed too
     staging = repo / f".train.{dead.name.split('.')[2]}.abcd1234.tmp-normalized"
     staging.mkdir()
+    # split's pid-less older names: age-based, so they could be a running split's: split's alone to remove
+    others_legacy = [repo / "data/.split-normalized-abc123", repo / "data/.train.abcd1234.tmp"]
+    for path in [legacy, *others_legacy]:
+        path.mkdir(exist_ok=True)
+        os.utime(path, (time.time() - 60, time.time() - 60))
     unrelated = repo / "data/.raw.notes"
     unrelated.write_text("mine")
     live = subprocess.Popen(
@@ -162,16 +169,18 @@ def test_a_stage_removes_what_its_killed_run_left_and_nothing_else(tmp_path: Pat
         )
         assert result.returncode == 0, result.stderr
         assert "left by an interrupted run" in result.stderr
-        assert not dead.exists() and not legacy.exists()
+        assert not dead.exists() and not legacy.exists() and not others.exists() and not staging.exists()
         assert not (repo / "data/raw" / inside.name).exists()
-        assert running.is_dir() and others.is_dir() and staging.is_dir() and unrelated.read_text() == "mine"
+        assert running.is_dir() and unrelated.read_text() == "mine"
+        assert all(path.is_dir() for path in others_legacy)
         assert sorted(p.suffix for p in (repo / "data/raw/train").iterdir()) == [".jpg"] * 8
     finally:
         live.kill()
         live.wait(timeout=60)
-    leftovers = [str(path.relative_to(repo)) for path in (dead, legacy, others, running, staging)]
+    leftovers = [str(path.relative_to(repo)) for path in (dead, legacy, others, running, staging, *others_legacy)]
     monkeypatch.chdir(repo)
-    assert set(remove_debris("split")) == {Path(others.relative_to(repo)), Path(staging.name)}
+    # split removes its own older names, and download's temporary now that its maker is gone
+    assert set(remove_debris("split")) == {path.relative_to(repo) for path in (*others_legacy, running)}
     subprocess.run(["git", "init", "-q"], cwd=repo, check=True, timeout=60)
     shutil.copy(ROOT / ".gitignore", repo / ".gitignore")
     ignored = subprocess.run(
@@ -281,3 +290,37 @@ def test_a_killed_stage_reruns_to_the_uninterrupted_outputs(
     assert {output: tree_hash(repo / output) for output in expected} == expected
     assert debris_in(repo) == []
     assert "up to date" in run(["dvc", "status", stage], repo).stdout
+
+
+@pytest.mark.slow
+def test_what_a_killed_run_left_goes_when_dvc_restores_from_the_run_cache(reference: dict, tmp_path: Path) -> None:
+    """The issue's path, run cache on as users have it: `dvc repro -f split` killed while download writes its
+    temporaries, then `dvc repro split`: DVC restores download from its run cache and finds split unchanged,
+    so no stage starts and the debris stays; `python -m catsdogs.stages --sweep` (make pipeline runs it
+    before `dvc repro`) removes every dead temporary and leaves the outputs as they were."""
+    repo = tmp_path / "repo"
+    shutil.copytree(reference["repo"], repo, symlinks=True)
+    # -f forces split's upstream too; the kill lands at download's first write into its tree's temporary
+    # folder, when that folder and the scratch folder both exist
+    killed = dvc(repo, ["repro", "-f", "split"], hooked_env(reference["hook"], "download", KILL_AT_PATH=".tmp/"))
+    assert killed.returncode != 0, killed.stdout
+    assert "Running stage 'download'" in killed.stdout and "Running stage 'split'" not in killed.stdout
+    left = debris_in(repo)
+    assert any(name.startswith("data/.raw.") and name.endswith(".tmp") for name in left), left
+    assert any(name.endswith(".tmp-download") for name in left), left
+
+    rerun = dvc(repo, ["repro", "split"], hooked_env(reference["hook"], "none"))
+    assert rerun.returncode == 0, rerun.stdout
+    assert "Stage 'download' is cached - skipping run, checking out outputs" in rerun.stdout, rerun.stdout
+    assert "Stage 'split' didn't change, skipping" in rerun.stdout, rerun.stdout
+    assert "Running stage" not in rerun.stdout, rerun.stdout
+    assert debris_in(repo) == left  # no stage started: nothing swept
+
+    sweep = subprocess.run([sys.executable, "-m", "catsdogs.stages", "--sweep"], cwd=repo, env=ENV,
+                           capture_output=True, text=True, timeout=120)
+    assert sweep.returncode == 0, sweep.stderr
+    assert f"removed {len(left)} temporary file(s) left by an interrupted run" in sweep.stderr, sweep.stderr
+    assert debris_in(repo) == []
+    for stage in ("download", "split"):
+        assert {out: tree_hash(repo / out) for out in STAGE_OUTPUTS[stage]} == reference["hashes"][stage]
+    assert "up to date" in run(["dvc", "status", "split"], repo).stdout
