@@ -185,7 +185,7 @@ class DownloadParams(Section):
     # A signed URL's token stays out of params.yaml and dvc.lock, which record only this name.
     url_env: str = doc("", "source: url -> or the NAME of an environment variable holding the URL")
     archive: str = doc("", "source: archive -> a zip on disk")
-    dir: str = doc("", "source: dir -> a folder laid out like Kaggle's train/")
+    dir: str | list[str] = doc("", "source: dir -> a folder laid out like Kaggle's train/, or a list of them")
     # Refused by default: a link could bring any file of the machine into data/, the DVC cache and the remote.
     follow_links: bool = doc(False, "source: dir -> true: also read files that symbolic links lead to outside it")
     synthetic: SyntheticParams = doc(SyntheticParams(), "source: synthetic -> the generated photos")
@@ -215,6 +215,12 @@ class DownloadParams(Section):
                 raise ValueError("download.url and download.url_env are both set: give the URL one way")
             if self.url or self.url_env:
                 return self
+        if self.source == "dir" and isinstance(self.dir, list):
+            if not self.dir or not all(self.dir):
+                raise ValueError("download.dir is an empty list or holds an empty name: list the folders to read")
+            if len(set(self.dir)) != len(self.dir):
+                raise ValueError("download.dir lists a folder twice")
+            return self
         needed = {"url": self.url, "archive": self.archive, "dir": self.dir}
         if self.source in needed and not needed[self.source]:
             alternative = " (or download.url_env to the name of an environment variable holding it)"

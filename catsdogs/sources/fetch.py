@@ -11,10 +11,12 @@ by reason. Sources (``download.source``):
   The URL is ``download.url``, or the value of the environment variable that
   ``download.url_env`` names (for a signed URL, whose token must stay out of
   params.yaml and dvc.lock).
-- ``dir``: a folder of Kaggle-named images. ``download.dir`` may be either the
-  ``train/`` folder itself, or a folder holding ``train/``; the test set is the
-  ``test/`` folder beside that ``train/`` folder, when there is one (as in an
-  unpacked Kaggle download). Only regular files directly in those folders are
+- ``dir``: a folder of Kaggle-named images, or a list of them read in order into
+  one set. Each may be either the ``train/`` folder itself, or a folder holding
+  ``train/``; its test set is the ``test/`` folder beside that ``train/`` folder,
+  when there is one (as in an unpacked Kaggle download). A name found in two
+  folders (``cat.7.jpg``) with the same bytes is copied once and counted as a
+  duplicate; with other bytes it stops the stage, naming both files. Only regular files directly in those folders are
   read, each opened without blocking and checked on the open file: FIFOs, devices,
   sockets, links that lead nowhere (or in a loop) are skipped and counted by reason.
   A symbolic link that leads out of its folder (to a secret, to /etc/passwd, to a
@@ -234,14 +236,33 @@ def _open_regular(entry: os.DirEntry, folder: Path, follow_links: bool) -> tuple
     return fd, None, left
 
 
-def _copy_folder(source: Path, target: Path, rename, follow_links: bool) -> FolderReport:
+DUPLICATE = "in an earlier folder with the same bytes"  # the skip reason of a repeated photo
+
+
+def _same_bytes(handle, path: Path) -> bool:
+    """Whether the open file ``handle`` (read from its current position) holds exactly the bytes of ``path``."""
+    with open(path, "rb") as other:
+        while True:
+            chunk = handle.read(1 << 20)
+            if chunk != other.read(len(chunk) or 1):
+                return False
+            if not chunk:
+                return True
+
+
+def _copy_folder(source: Path, target: Path, rename, follow_links: bool,
+                 origins: dict[str, str] | None = None) -> FolderReport:
     """Copy the regular files directly in ``source`` whose name ``rename`` accepts, under their new names.
 
     Sub-folders are not read (and not counted). Special files (FIFOs, devices, sockets), links that
     lead nowhere, unreadable files, unrecognised names and empty files are skipped and counted by
     reason; a link out of ``source`` is refused unless ``follow_links`` (then it is counted).
+    ``origins`` (new name -> the file it was copied from) spans the folders of one run: a name already
+    copied from another folder is skipped as :data:`DUPLICATE` when the bytes are the same, and is a
+    ``ValueError`` naming both files when they differ.
     """
     report = FolderReport()
+    origins = {} if origins is None else origins
     target.mkdir(parents=True, exist_ok=True)
     folder = source.resolve()
     with os.scandir(folder) as entries:
@@ -261,10 +282,19 @@ def _copy_folder(source: Path, target: Path, rename, follow_links: bool) -> Fold
             if os.fstat(handle.fileno()).st_size == 0:
                 report.skipped["empty"] += 1
                 continue
+            if name in origins:
+                if Path(origins[name]).parent == Path(entry.path).parent:
+                    raise ValueError(f"{origins[name]} and {entry.path} both map to {name}")
+                if not _same_bytes(handle, target / name):
+                    raise ValueError(f"download.dir: {origins[name]} and {entry.path} are both {name} with "
+                                     "different bytes: two different photos under one name; rename or drop one")
+                report.skipped[DUPLICATE] += 1
+                continue
             if (target / name).exists():
                 raise ValueError(f"{entry.path} and another file both map to {name}")
             with open(target / name, "xb") as copy:
                 shutil.copyfileobj(handle, copy)
+            origins[name] = entry.path
         report.copied += 1
         report.followed_out += left
     return report
@@ -284,16 +314,15 @@ def _summary(counts: Counter) -> str:
     return ", ".join(f"{reason} {count}" for reason, count in sorted(counts.items())) or "nothing"
 
 
-def from_dir(directory: str | Path, outputs: Outputs, *, follow_links: bool = False) -> Counter:
-    """Copy a Kaggle-style train folder (and the sibling test folder, if any); see the module docstring."""
-    directory = Path(directory).expanduser()
+def _from_one_dir(directory: Path, outputs: Outputs, follow_links: bool, origins: dict) -> tuple[Counter, int]:
+    """One folder of ``download.dir`` (see :func:`from_dir`): skipped counts, files read through links out."""
     if not directory.is_dir():
         raise ValueError(f"download.dir not found: {directory}")
     train = directory / "train" if (directory / "train").is_dir() else directory
     if train != directory:
         _folder_inside(train, directory, follow_links)
-    report = _copy_folder(train, outputs.train, canonical_train_name, follow_links)
-    if not report.copied:
+    report = _copy_folder(train, outputs.train, canonical_train_name, follow_links, origins["train"])
+    if not report.copied and not report.skipped[DUPLICATE]:
         raise ValueError(
             f"download.dir {train} holds no cat.N.jpg / dog.N.jpg images (skipped: {_summary(report.skipped)})"
         )
@@ -302,10 +331,31 @@ def from_dir(directory: str | Path, outputs: Outputs, *, follow_links: bool = Fa
     test = train.parent / "test"
     if test.is_dir() and test.resolve() != train.resolve():
         _folder_inside(test, train.parent, follow_links)
-        test_report = _copy_folder(test, outputs.test, canonical_test_name, follow_links)
+        test_report = _copy_folder(test, outputs.test, canonical_test_name, follow_links, origins["test"])
         logger.info("copied %d test images from %s", test_report.copied, test)
         skipped += test_report.skipped
         followed_out += test_report.followed_out
+    return skipped, followed_out
+
+
+def from_dir(directory: str | Path | list, outputs: Outputs, *, follow_links: bool = False) -> Counter:
+    """Copy a Kaggle-style train folder (and the sibling test folder, if any), or each of a list of them in
+    order into one set; see the module docstring."""
+    folders = [directory] if isinstance(directory, (str, Path)) else list(directory)
+    origins: dict[str, dict[str, str]] = {"train": {}, "test": {}}
+    skipped, followed_out = Counter(), 0
+    seen: dict[Path, str] = {}
+    for folder in folders:
+        resolved = Path(folder).expanduser().resolve()
+        train = resolved / "train" if (resolved / "train").is_dir() else resolved
+        if train in seen:
+            raise ValueError(f"download.dir lists the same photos twice: {seen[train]} and {folder} are both {train}")
+        seen[train] = str(folder)
+        folder_skipped, folder_followed = _from_one_dir(Path(folder).expanduser(), outputs, follow_links, origins)
+        skipped += folder_skipped
+        followed_out += folder_followed
+    if skipped[DUPLICATE]:
+        logger.info("%d photos were in an earlier folder too, with the same bytes: copied once", skipped[DUPLICATE])
     if followed_out:
         logger.warning(
             "read %d files through symbolic links that lead out of their folder (download.follow_links: true)",

@@ -23,6 +23,7 @@ from catsdogs.core.labels import (
     parse_train_name,
 )
 from catsdogs.core.params import DownloadParams
+from catsdogs.sources.fetch import DUPLICATE
 from catsdogs.sources.layouts import plan_members
 from catsdogs.stages.download import build_raw
 
@@ -221,3 +222,62 @@ def test_an_encrypted_archive_is_one_line_and_keeps_the_previous_raw_tree(tmp_pa
         build(tmp_path, source="archive", archive=str(archive))
     assert "\n" not in str(error.value) and "of locked.zip" in str(error.value)
     assert all_bytes(raw) == before
+
+
+def photos(folder: Path, names: dict[str, bytes]) -> Path:
+    """``folder`` holding the named files."""
+    folder.mkdir(parents=True)
+    for name, data in names.items():
+        (folder / name).write_bytes(data)
+    return folder
+
+
+def test_several_folders_make_one_set_and_each_brings_its_test_folder(tmp_path):
+    first = photo_folder(tmp_path / "kaggle", count=2)
+    photos(tmp_path / "kaggle" / "test", {"1.jpg": JPEG_BYTES + b"t1"})
+    second = photos(tmp_path / "mine", {"cat.100.jpg": JPEG_BYTES + b"c", "dog.101.jpg": JPEG_BYTES + b"d"})
+    photos(tmp_path / "more" / "train", {"dog.7.jpg": JPEG_BYTES + b"x"})
+    photos(tmp_path / "more" / "test", {"2.jpg": JPEG_BYTES + b"t2"})
+    counts, raw = build(tmp_path, source="dir", dir=[str(first.parent), str(second), str(tmp_path / "more")])
+    assert sorted(path.name for path in (raw / "train").iterdir()) == [
+        "cat.0.jpg", "cat.1.jpg", "cat.100.jpg", "dog.0.jpg", "dog.1.jpg", "dog.101.jpg", "dog.7.jpg"]
+    assert sorted(path.name for path in (raw / "test").iterdir()) == ["1.jpg", "2.jpg"]
+    assert (raw / "train" / "dog.7.jpg").read_bytes() == JPEG_BYTES + b"x"
+    assert not counts.skipped
+
+
+def test_a_photo_in_two_folders_with_the_same_bytes_is_copied_once_and_reported(tmp_path, caplog):
+    first = photo_folder(tmp_path / "a", count=3)
+    second = photos(tmp_path / "b", {"cat.1.jpg": (first / "cat.1.jpg").read_bytes(),
+                                     "dog.2.jpg": (first / "dog.2.jpg").read_bytes(),
+                                     "dog.5.jpg": JPEG_BYTES + b"new"})
+    with caplog.at_level(logging.INFO):
+        counts, raw = build(tmp_path, source="dir", dir=[str(first), str(second)])
+    assert len(list((raw / "train").iterdir())) == 7
+    assert counts.skipped == {DUPLICATE: 2}
+    assert "2 photos were in an earlier folder too, with the same bytes: copied once" in caplog.text
+
+
+def test_a_name_in_two_folders_with_different_bytes_names_both_and_writes_nothing(tmp_path):
+    first = photo_folder(tmp_path / "a", count=3)
+    second = photos(tmp_path / "b", {"cat.1.jpg": (first / "cat.1.jpg").read_bytes()[:-1] + b"?"})
+    with pytest.raises(ValueError, match=r"download.dir: .*/a/train/cat\.1\.jpg and .*/b/cat\.1\.jpg are both "
+                                         r"cat\.1\.jpg with different bytes"):
+        build(tmp_path, source="dir", dir=[str(first.parent), str(second)])
+    assert not (tmp_path / "data" / "raw").exists()
+
+
+def test_the_same_folder_twice_under_two_spellings_is_refused(tmp_path):
+    first = photo_folder(tmp_path / "a")
+    with pytest.raises(ValueError, match="download.dir lists the same photos twice"):
+        build(tmp_path, source="dir", dir=[str(first.parent), str(first)])
+
+
+@pytest.mark.parametrize("folders, expected", [
+    ([], "download.dir is an empty list"),
+    (["a", ""], "holds an empty name"),
+    (["a", "a"], "lists a folder twice"),
+])
+def test_a_bad_list_of_folders_is_a_params_error(folders, expected):
+    with pytest.raises(ValueError, match=expected):
+        DownloadParams(source="dir", dir=folders)
