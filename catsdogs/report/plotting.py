@@ -80,7 +80,8 @@ def confusion_figure(matrices: dict[str, np.ndarray], class_names=("cat", "dog")
 
 
 def roc_figure(curves: dict[str, pd.DataFrame], auc: dict[str, float | None]):
-    """ROC curves (fpr, tpr) of every model on one axes, with their AUC in the legend."""
+    """ROC curves (fpr, tpr) of every model on one axes, with their AUC in the legend (three decimals: not
+    scikit-learn's RocCurveDisplay, which rounds to two; docs/design.md "The ROC figure is drawn by hand")."""
     figure, axes = plt.subplots(figsize=(5.2, 5.0))
     # Line styles differ too: identical models (finetune with finetune.epochs 0 is top) overlap exactly.
     styles = ("-", "--", ":", "-.")

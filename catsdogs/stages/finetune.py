@@ -28,6 +28,7 @@ from catsdogs.models import vgg
 from catsdogs.models.files import load_model
 from catsdogs.models.precision import set_mixed_precision
 from catsdogs.train import training
+from catsdogs.train.live import live_callback
 from catsdogs.train.resume import fit_resumable, resume_backup
 from catsdogs.train.training import TrainingFiles
 
@@ -47,10 +48,11 @@ def freeze_below(base, trainable_from: str) -> None:
 
 
 def fit_finetune(
-    model, train, validation, common: CommonParams, config: FinetuneParams, backup=None,
+    model, train, validation, common: CommonParams, config: FinetuneParams, backup=None, live=None,
 ) -> tuple[dict, dict]:
     """Compile (SGD with momentum) and fit with early stopping, resuming from ``backup`` (see
-    :mod:`catsdogs.train.resume`); returns (history, extra summary figures)."""
+    :mod:`catsdogs.train.resume`), each epoch logged by ``live`` (:func:`catsdogs.train.live.live_callback`,
+    or None); returns (history, extra summary figures)."""
     augment = batch_augmentation(**config.augmentation.model_dump(), seed=common.seed)
     train_data = make_image_dataset(*train, common.image_size, common.batch_size, shuffle=True, seed=common.seed,
                                     augment=augment)
@@ -68,9 +70,9 @@ def fit_finetune(
     logger.info("starting point: val_loss %.4f, val_accuracy %.4f", initial["loss"], initial["accuracy"])
     stopping = keras.callbacks.EarlyStopping(
         monitor="val_loss", patience=config.patience, restore_best_weights=True, verbose=1)
+    callbacks = [training_estimate_callback(logger, "fine-tuning", config.epochs, None)]
     history, resumed_from_epoch = fit_resumable(
-        model, backup, stopping, epochs=config.epochs,
-        callbacks=[training_estimate_callback(logger, "fine-tuning", config.epochs, None)],
+        model, backup, stopping, epochs=config.epochs, callbacks=callbacks + ([live] if live else []),
         x=train_data, validation_data=validation_data, verbose=training.fit_verbosity(),
         shuffle=False,  # the tf.data pipeline shuffles (seeded); fit cannot shuffle a dataset
     )
@@ -111,11 +113,12 @@ def finetune(
     else:
         logger.info("fine-tuning from %s (%d trainable parameters), up to %d epochs", config.trainable_from,
                     trainable, config.epochs)
+        live = live_callback(files.reports)  # each epoch's figures in files.reports/live/ as it ends
         started = time.perf_counter()
         settings = training.settings_key(common, runtime, config, preprocessing=preprocessing)
         backup = resume_backup(files.backups, "finetune", settings, [files.train, files.validation, top_model,
                                                                       weights_file])
-        history, extra = fit_finetune(model, train, validation, common, config, backup=backup)
+        history, extra = fit_finetune(model, train, validation, common, config, backup=backup, live=live)
         seconds = time.perf_counter() - started
         summary |= training.summarize_run(history, seconds, len(train[0]), validation[1]) | extra
         training.report_chance(

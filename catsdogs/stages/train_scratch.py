@@ -37,6 +37,7 @@ from catsdogs.models.precision import set_mixed_precision
 from catsdogs.models.recipes import Recipe, Stopping, load_recipe
 from catsdogs.train import training
 from catsdogs.train.distribution import select_strategy
+from catsdogs.train.live import live_callback
 from catsdogs.train.resume import fit_resumable, resume_backup
 from catsdogs.train.training import TrainingFiles
 
@@ -56,19 +57,20 @@ def make_datasets(train, validation, image_size: int, batch_size: int, seed: int
     return train_dataset, validation_dataset
 
 
-def fit(model, train_dataset, validation_dataset, stopping: Stopping, backup=None) -> tuple[dict, int]:
+def fit(model, train_dataset, validation_dataset, stopping: Stopping, backup=None, live=None) -> tuple[dict, int]:
     """Train with the recipe's early stopping on val_loss, resuming from ``backup`` (a
-    :class:`catsdogs.train.resume.Backup`, or None) where it holds finished epochs; return the history of
-    every epoch and the number of epochs the run resumed after (0: none)."""
+    :class:`catsdogs.train.resume.Backup`, or None) where it holds finished epochs, each epoch logged by
+    ``live`` (:func:`catsdogs.train.live.live_callback`, or None); return the history of every epoch and
+    the number of epochs the run resumed after (0: none)."""
     import keras
 
     early_stopping = keras.callbacks.EarlyStopping(
         monitor="val_loss", patience=stopping.patience, start_from_epoch=stopping.start_from_epoch,
         restore_best_weights=stopping.restore_best_weights, verbose=1,
     )
+    callbacks = [training_estimate_callback(logger, "training", stopping.epochs, None)]
     return fit_resumable(
-        model, backup, early_stopping, epochs=stopping.epochs,
-        callbacks=[training_estimate_callback(logger, "training", stopping.epochs, None)],
+        model, backup, early_stopping, epochs=stopping.epochs, callbacks=callbacks + ([live] if live else []),
         x=train_dataset, validation_data=validation_dataset, verbose=training.fit_verbosity(),
         shuffle=False,  # the tf.data pipeline shuffles (seeded); fit cannot shuffle a dataset
     )
@@ -105,19 +107,23 @@ def train_scratch(
         model = recipe.build(common.image_size, math.ceil(len(train[0]) / common.batch_size))
     logger.info("model: %s recipe, %d parameters, dtype policy %s", recipe.name, model.count_params(), policy)
 
+    # Each epoch's figures in files.reports/live/ as it ends; only the chief worker writes (every process
+    # when not multi-worker).
+    live = live_callback(files.reports) if distribution.extended.should_checkpoint else None
     started = time.perf_counter()
     backup, resumed_from_epoch = None, 0
     try:
         if isinstance(distribution, tf.distribute.MultiWorkerMirroredStrategy):
             from catsdogs.train.multiworker import fit_multiworker
 
-            history = fit_multiworker(model, distribution, augment, train, validation, common, cache, stopping)
+            history = fit_multiworker(model, distribution, augment, train, validation, common, cache, stopping,
+                                      live=live)
         else:
             datasets = make_datasets(train, validation, common.image_size, common.batch_size, common.seed, cache,
                                      augment)
             settings = training.settings_key(common, runtime, scratch, recipe=recipe.config)
             backup = resume_backup(files.backups, "train_scratch", settings, [files.train, files.validation])
-            history, resumed_from_epoch = fit(model, *datasets, stopping, backup=backup)
+            history, resumed_from_epoch = fit(model, *datasets, stopping, backup=backup, live=live)
     except tf.errors.InvalidArgumentError as error:
         broken = unreadable_images(train[0] + validation[0], common.image_size)
         if not broken:

@@ -19,6 +19,7 @@ from catsdogs.core.seeding import seed_everything
 from catsdogs.data import features as feature_files
 from catsdogs.models.top import build_top_classifier
 from catsdogs.train import training
+from catsdogs.train.live import live_callback
 from catsdogs.train.training import TrainingFiles
 
 logger = logging.getLogger("train_top")
@@ -32,8 +33,9 @@ def load_features(directory) -> tuple[dict, dict]:
     return loaded, meta
 
 
-def train_top_classifier(loaded: dict, config: TrainTopParams, seed: int):
-    """Compile and fit the top classifier (RMSprop, binary cross-entropy); returns (model, history)."""
+def train_top_classifier(loaded: dict, config: TrainTopParams, seed: int, live=None):
+    """Compile and fit the top classifier (RMSprop, binary cross-entropy), each epoch logged by ``live``
+    (:func:`catsdogs.train.live.live_callback`, or None); returns (model, history)."""
     train_features, train_labels = loaded["train"]
     validation_features, validation_labels = loaded["validation"]
     keras.utils.set_random_seed(seed)
@@ -43,6 +45,7 @@ def train_top_classifier(loaded: dict, config: TrainTopParams, seed: int):
         loss="binary_crossentropy",
         metrics=["accuracy"],
     )
+    callbacks = [training_estimate_callback(logger, "training", config.epochs, None)]
     history = model.fit(
         train_features,
         train_labels.astype("float32"),
@@ -50,7 +53,7 @@ def train_top_classifier(loaded: dict, config: TrainTopParams, seed: int):
         epochs=config.epochs,
         batch_size=config.batch_size,
         shuffle=True,
-        callbacks=[training_estimate_callback(logger, "training", config.epochs, None)],
+        callbacks=callbacks + ([live] if live else []),
         verbose=training.fit_verbosity(),
     )
     return model, history.history
@@ -69,8 +72,9 @@ def train_top(
         tuple(meta["feature_shape"]), len(loaded["train"][1]), len(loaded["validation"][1]),
         meta.get("preprocessing"), meta.get("weights", {}).get("source"),
     )
+    live = live_callback(files.reports)  # each epoch's figures in files.reports/live/ as it ends
     started = time.perf_counter()
-    model, history = train_top_classifier(loaded, config, seed)
+    model, history = train_top_classifier(loaded, config, seed, live=live)
     seconds = time.perf_counter() - started
     summary = training.summarize_run(history, seconds, len(loaded["train"][1]), loaded["validation"][1])
     training.report_chance(

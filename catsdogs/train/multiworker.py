@@ -45,12 +45,14 @@ def padded_shard(paths: list, labels: np.ndarray, index: int, count: int, length
 
 
 def fit_multiworker(
-    model, strategy, augment, train, validation, common, cache: bool, stopping,
+    model, strategy, augment, train, validation, common, cache: bool, stopping, live=None,
 ) -> dict[str, list[float]]:
     """Train ``model`` (compiled, built in ``strategy.scope()``) with the recipe's ``stopping`` rule (a
     :class:`catsdogs.models.recipes.Stopping`); return its history.
 
     ``augment`` is the per-batch training augmentation (or None); ``common.batch_size`` is the global batch.
+    ``live`` (:func:`catsdogs.train.live.live_callback`, the chief's; None on the other workers) logs each
+    epoch as it ends, as it does under ``model.fit``.
     """
     import keras
     import tensorflow as tf
@@ -136,6 +138,8 @@ def fit_multiworker(
             "epoch %d/%d - loss %.4f - accuracy %.4f - val_loss %.4f - val_accuracy %.4f", epoch + 1, epochs,
             *(history[key][-1] for key in ("loss", "accuracy", "val_loss", "val_accuracy")),
         )
+        if live is not None:
+            live.on_epoch_end(epoch, {key: values[-1] for key, values in history.items()})
         if epoch < start_from_epoch:  # like EarlyStopping(start_from_epoch=...): not watched yet
             continue
         wait += 1  # the same bookkeeping as keras.callbacks.EarlyStopping
@@ -148,4 +152,6 @@ def fit_multiworker(
             break
     if best_weights is not None:
         model.set_weights(best_weights)
+    if live is not None:
+        live.on_train_end()
     return history

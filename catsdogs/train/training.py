@@ -10,16 +10,18 @@ second. Beside it, in the stage's reports folder:
 
 - ``history.csv``: epoch, loss, accuracy, val_loss, val_accuracy (the source of
   ``dvc plots`` and of the figures);
-- ``live/``: the same per-epoch values logged with dvclive.
+- ``live/metrics.json``: the last epoch's step, loss and accuracy in dvclive's layout, a
+  metric in dvc.yaml. The stage's :func:`catsdogs.train.live.live_callback` writes it at
+  the end of every epoch while training runs (``dvc metrics show`` / ``dvc exp show``
+  follow a run's progress); :func:`write_training_reports` writes it once more, complete,
+  with the other reports.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,8 +29,8 @@ from catsdogs.core.io import (
     HISTORY_FILE,
     LIVE_FOLDER,
     METRICS_FILE,
-    atomic_path,
     metrics_for_json,
+    remove_path,
     write_json,
     write_text,
 )
@@ -174,8 +176,9 @@ def report_chance(logger, stage: str, summary: dict, fail: bool, advice: str) ->
 
 
 def write_training_reports(reports_dir: str | Path, history: dict[str, list[float]], summary: dict) -> None:
-    """Write history.csv, dvclive's per-epoch logs and metrics.json into ``reports_dir``, atomically."""
-    from dvclive import Live
+    """Write history.csv, live/metrics.json (the last epoch, :func:`catsdogs.train.live.live_summary`) and
+    metrics.json into ``reports_dir``, each atomically."""
+    from catsdogs.train.live import write_live_summary
 
     reports_dir = Path(reports_dir)
     reports_dir.mkdir(parents=True, exist_ok=True)
@@ -185,15 +188,6 @@ def write_training_reports(reports_dir: str | Path, history: dict[str, list[floa
     lines = [",".join(columns)]
     lines += [",".join(f"{row[c]:.6g}" if c != "epoch" else str(row[c]) for c in columns) for row in rows]
     write_text(reports_dir / HISTORY_FILE, "\n".join(lines) + "\n")
-
-    # dvclive writes in place: log into a temporary folder, then move it in whole. Only its files
-    # are wanted, not its Git/DVC integration, which fails in a repository without commits
-    # (treeverse/dvclive#522): it runs from a folder outside any repository.
-    with atomic_path(reports_dir / LIVE_FOLDER) as live_dir, tempfile.TemporaryDirectory() as outside:
-        with contextlib.chdir(outside), Live(dir=str(live_dir.resolve()), dvcyaml=None, save_dvc_exp=False, report=None) as live:
-            for row in rows:
-                for column in columns[1:]:
-                    name = ("eval/" if column.startswith("val_") else "train/") + column.removeprefix("val_")
-                    live.log_metric(name, row[column])
-                live.next_step()
+    remove_path(reports_dir / LIVE_FOLDER / "plots")  # per-epoch .tsv files an earlier version logged there
+    write_live_summary(reports_dir, history)
     write_json(reports_dir / METRICS_FILE, metrics_for_json(summary))
