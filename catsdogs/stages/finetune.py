@@ -28,7 +28,7 @@ from catsdogs.models import vgg
 from catsdogs.models.files import load_model
 from catsdogs.models.precision import set_mixed_precision
 from catsdogs.train import training
-from catsdogs.train.live import live_callback
+from catsdogs.train.live import discards_progress_on_failure, live_callback
 from catsdogs.train.resume import fit_resumable, resume_backup
 from catsdogs.train.training import TrainingFiles
 
@@ -81,6 +81,7 @@ def fit_finetune(
     return history, extra
 
 
+@discards_progress_on_failure
 def finetune(
     files: TrainingFiles, top_model: str | Path, weights_file: str | Path, preprocessing: str, common: CommonParams,
     runtime: RuntimeParams, config: FinetuneParams,

@@ -37,7 +37,7 @@ from catsdogs.models.precision import set_mixed_precision
 from catsdogs.models.recipes import Recipe, Stopping, load_recipe
 from catsdogs.train import training
 from catsdogs.train.distribution import select_strategy
-from catsdogs.train.live import live_callback
+from catsdogs.train.live import discards_progress_on_failure, live_callback
 from catsdogs.train.resume import fit_resumable, resume_backup
 from catsdogs.train.training import TrainingFiles
 
@@ -76,6 +76,7 @@ def fit(model, train_dataset, validation_dataset, stopping: Stopping, backup=Non
     )
 
 
+@discards_progress_on_failure
 def train_scratch(
     files: TrainingFiles, common: CommonParams, runtime: RuntimeParams, scratch: TrainScratchParams, recipe: Recipe,
 ) -> dict:

@@ -19,7 +19,7 @@ from catsdogs.core.seeding import seed_everything
 from catsdogs.data import features as feature_files
 from catsdogs.models.top import build_top_classifier
 from catsdogs.train import training
-from catsdogs.train.live import live_callback
+from catsdogs.train.live import discards_progress_on_failure, live_callback
 from catsdogs.train.training import TrainingFiles
 
 logger = logging.getLogger("train_top")
@@ -59,6 +59,7 @@ def train_top_classifier(loaded: dict, config: TrainTopParams, seed: int, live=N
     return model, history.history
 
 
+@discards_progress_on_failure
 def train_top(
     features_dir: str | Path, files: TrainingFiles, config: TrainTopParams, *, seed: int, deterministic: bool,
     fail_at_chance: bool,

@@ -23,11 +23,13 @@ second history.csv), and writes metrics.json in place.
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 import sys
 import tempfile
 from pathlib import Path
 
-from catsdogs.core.io import LIVE_FOLDER, METRICS_FILE, metrics_for_json, write_json
+from catsdogs.core.io import LIVE_FOLDER, METRICS_FILE, metrics_for_json, remove_path, write_json
 from catsdogs.train.training import HISTORY_COLUMNS
 
 
@@ -127,3 +129,36 @@ def _live_callback(reports_dir: str | Path):
             self.live.end()
 
     return LiveMetrics()
+
+
+@contextlib.contextmanager
+def discarded_on_failure(reports_dir: str | Path):
+    """Around a training stage: when it fails (bad input, a run at chance with ``common.fail_at_chance``,
+    Ctrl-C), the progress file its epochs wrote is removed with the folders made for it, so a failed stage
+    leaves no output behind (its reports are written only at the end, :func:`save_outputs`)."""
+    live_dir = Path(reports_dir) / LIVE_FOLDER
+    made = [folder for folder in (live_dir, *live_dir.parents) if not folder.exists()]
+    try:
+        yield
+    except BaseException:
+        remove_path(live_dir)
+        for folder in made[1:]:  # the reports folder and those above it that the live file needed, deepest first
+            try:
+                folder.rmdir()
+            except OSError:  # not empty: something else is in it
+                break
+        raise
+
+
+def discards_progress_on_failure(stage):
+    """Decorate a training stage function taking ``files`` (a :class:`catsdogs.train.training.TrainingFiles`):
+    it runs inside :func:`discarded_on_failure` of ``files.reports``."""
+    signature = inspect.signature(stage)
+
+    @functools.wraps(stage)
+    def run(*args, **kwargs):
+        files = signature.bind(*args, **kwargs).arguments["files"]
+        with discarded_on_failure(files.reports):
+            return stage(*args, **kwargs)
+
+    return run

@@ -177,3 +177,25 @@ def test_making_the_live_callback_leaves_the_stage_streams_alone(tmp_path):
                             env={**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"})
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] == "True"
+
+
+def test_a_failed_stage_leaves_no_progress_file_and_no_folder_made_for_it(tmp_path):
+    from catsdogs.train.live import discarded_on_failure, write_live_summary
+
+    reports = tmp_path / "reports" / "scratch"
+    with pytest.raises(ValueError, match="at chance"):
+        with discarded_on_failure(reports):
+            write_live_summary(reports, {"loss": [0.7], "val_loss": [0.69]})  # what the epochs wrote
+            raise ValueError("at chance")
+    assert not (tmp_path / "reports").exists()
+
+    (tmp_path / "reports" / "top").mkdir(parents=True)  # another stage's reports: kept, and their folder too
+    with pytest.raises(KeyboardInterrupt):
+        with discarded_on_failure(reports):
+            write_live_summary(reports, {"loss": [0.7], "val_loss": [0.69]})
+            raise KeyboardInterrupt
+    assert sorted(path.name for path in (tmp_path / "reports").iterdir()) == ["top"]
+
+    with discarded_on_failure(reports):  # success: what was written stays
+        write_live_summary(reports, {"loss": [0.7], "val_loss": [0.69]})
+    assert json.loads((reports / "live" / "metrics.json").read_text())["epoch"] == 1
