@@ -21,9 +21,10 @@ $(UV): requirements-uv.txt
 	touch $@
 
 # The environment exactly as uv.lock pins it, every file hash-checked; --locked stops when pyproject.toml
-# changed without `make lock`, so what is installed is always what is committed.
+# changed without `make lock`, so what is installed is always what is committed. --compile-bytecode as pip
+# does: where PYTHONDONTWRITEBYTECODE is set (CI), every process would compile TensorFlow's sources again.
 $(BIN)/.installed-$(subst $(comma),-,$(EXTRAS)): pyproject.toml uv.lock $(UV)
-	$(UV_ENV) $(UV) sync --locked --quiet $(EXTRA_FLAGS) --python $(BIN)/python
+	$(UV_ENV) $(UV) sync --locked --quiet --compile-bytecode $(EXTRA_FLAGS) --python $(BIN)/python
 	$(UV_ENV) $(UV) pip check --quiet --python $(BIN)/python
 	rm -f $(BIN)/.installed-*
 	touch $@
