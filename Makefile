@@ -37,12 +37,17 @@ pipeline: setup
 	$(BIN)/python -m catsdogs.stages --sweep
 	PATH="$(abspath $(BIN)):$$PATH" dvc repro $(STAGES)
 
+# Tests run in parallel (pytest-xdist), a worker per core and at most 4: most of their time is stage
+# processes starting TensorFlow one core at a time. TEST_WORKERS=0 runs them in this process (pdb, -x).
+TEST_WORKERS ?= auto
+XDIST := -n $(TEST_WORKERS) --maxprocesses=4
+
 test: setup
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest $(PYTEST_ARGS)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest $(XDIST) $(PYTEST_ARGS)
 
 # The fast tier only (tests/unit: in-process code, no dvc, no stage subprocess): a few minutes.
 test-unit: setup
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest $(XDIST) tests/unit $(PYTEST_ARGS)
 
 # uv.lock from pyproject.toml after a dependency edit (the rest stays pinned); `make upgrade`: everything to the
 # newest release the bounds allow. Either way the diff of uv.lock is what a reviewer reads.
