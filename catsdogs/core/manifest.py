@@ -16,10 +16,16 @@ describes the folders beside it.
 
 from __future__ import annotations
 
+import json
+import logging
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 from catsdogs.core.io import file_hash, remove_path, write_json
+
+logger = logging.getLogger("manifest")
 
 ALGORITHM = "sha256"
 MANIFEST_VERSION = 1
@@ -63,8 +69,6 @@ PULL_TIMEOUT_SECONDS = 6 * 3600
 def missing_files(manifest_file: str | Path, folder: str | Path) -> tuple[int, int]:
     """How many of the files the manifest lists under ``folder`` (one of its trees, or a folder inside one)
     are absent or of another size on disk, and how many it lists; ``(0, 0)`` when no tree holds ``folder``."""
-    import json
-
     trees = json.loads(Path(manifest_file).read_text(encoding="utf-8")).get("trees", {})
     folder = Path(folder)
     for root, entries in trees.items():
@@ -94,12 +98,6 @@ def require_folders(manifest_file: str | Path, *folders: str | Path) -> None:
     runs); elsewhere, or when the pull fails, ``ValueError`` names the folder and the command that
     brings it. Files present are trusted as they are (what is in them is what the stage reads).
     """
-    import logging
-    import os
-    import subprocess
-    import sys
-
-    logger = logging.getLogger("manifest")
     if not Path(manifest_file).is_file():
         return  # DVC runs a stage only when its manifest dep exists; elsewhere the stage reports what it lacks
     for folder in folders:
