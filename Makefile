@@ -6,9 +6,10 @@ BIN := $(VENV)/bin
 EXTRAS ?= dev
 comma := ,
 EXTRA_FLAGS := $(foreach extra,$(subst $(comma), ,$(EXTRAS)),--extra $(extra))
-# uv lives beside the environment, not in it: `uv sync` keeps the environment exactly as uv.lock says.
+# uv lives beside the environment, not in it: `uv sync` keeps the environment exactly as uv.lock says. It
+# trusts the system's certificates, as pip does (a proxy's own CA), and never downloads a Python.
 UV := $(VENV)/uv/bin/uv
-UV_ENV := UV_PROJECT_ENVIRONMENT=$(VENV) UV_PYTHON_DOWNLOADS=never
+UV_ENV := UV_PROJECT_ENVIRONMENT=$(VENV) UV_PYTHON_DOWNLOADS=never UV_SYSTEM_CERTS=1
 
 FUZZ_EXAMPLES ?= 5000
 
@@ -52,10 +53,10 @@ test-unit: setup
 # uv.lock from pyproject.toml after a dependency edit (the rest stays pinned); `make upgrade`: everything to the
 # newest release the bounds allow. Either way the diff of uv.lock is what a reviewer reads.
 lock: $(UV)
-	$(UV) lock
+	$(UV_ENV) $(UV) lock
 
 upgrade: $(UV)
-	$(UV) lock --upgrade
+	$(UV_ENV) $(UV) lock --upgrade
 
 # Undefined names, unused imports, syntax errors, import order ([tool.ruff] in pyproject.toml).
 lint: setup
