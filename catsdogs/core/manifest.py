@@ -69,7 +69,14 @@ PULL_TIMEOUT_SECONDS = 6 * 3600
 def missing_files(manifest_file: str | Path, folder: str | Path) -> tuple[int, int]:
     """How many of the files the manifest lists under ``folder`` (one of its trees, or a folder inside one)
     are absent or of another size on disk, and how many it lists; ``(0, 0)`` when no tree holds ``folder``."""
-    trees = json.loads(Path(manifest_file).read_text(encoding="utf-8")).get("trees", {})
+    return _missing(_trees(manifest_file), folder)
+
+
+def _trees(manifest_file: str | Path) -> dict:
+    return json.loads(Path(manifest_file).read_text(encoding="utf-8")).get("trees", {})
+
+
+def _missing(trees: dict, folder: str | Path) -> tuple[int, int]:
     folder = Path(folder)
     for root, entries in trees.items():
         try:
@@ -100,8 +107,9 @@ def require_folders(manifest_file: str | Path, *folders: str | Path) -> None:
     """
     if not Path(manifest_file).is_file():
         return  # DVC runs a stage only when its manifest dep exists; elsewhere the stage reports what it lacks
+    trees = _trees(manifest_file)  # read once for every folder (tens of thousands of entries at full scale)
     for folder in folders:
-        missing, listed = missing_files(manifest_file, folder)
+        missing, listed = _missing(trees, folder)
         if not missing:
             continue
         advice = f"run `dvc pull {folder}` (from the DVC remote) or `dvc repro` the stage that writes it"
@@ -115,7 +123,7 @@ def require_folders(manifest_file: str | Path, *folders: str | Path) -> None:
         except subprocess.TimeoutExpired:
             raise ValueError(f"{folder}: `dvc pull {folder}` took over {PULL_TIMEOUT_SECONDS} s; {advice}") from None
         output = (pulled.stderr or pulled.stdout).strip().splitlines()
-        still, _ = missing_files(manifest_file, folder)
+        still, _ = _missing(trees, folder)
         if pulled.returncode != 0 or still:
             reason = output[-1] if output else f"exit code {pulled.returncode}"
             raise ValueError(f"{folder}: {still or missing} of the {listed} files {manifest_file} lists are missing "

@@ -314,11 +314,9 @@ def _summary(counts: Counter) -> str:
     return ", ".join(f"{reason} {count}" for reason, count in sorted(counts.items())) or "nothing"
 
 
-def _from_one_dir(directory: Path, outputs: Outputs, follow_links: bool, origins: dict) -> tuple[Counter, int]:
-    """One folder of ``download.dir`` (see :func:`from_dir`): skipped counts, files read through links out."""
-    if not directory.is_dir():
-        raise ValueError(f"download.dir not found: {directory}")
-    train = directory / "train" if (directory / "train").is_dir() else directory
+def _from_one_dir(directory: Path, train: Path, outputs: Outputs, follow_links: bool, origins: dict) -> tuple[Counter, int]:
+    """One folder of ``download.dir`` and its ``train`` folder (see :func:`from_dir`): skipped counts, files
+    read through links out."""
     if train != directory:
         _folder_inside(train, directory, follow_links)
     report = _copy_folder(train, outputs.train, canonical_train_name, follow_links, origins["train"])
@@ -346,12 +344,16 @@ def from_dir(directory: str | Path | list, outputs: Outputs, *, follow_links: bo
     skipped, followed_out = Counter(), 0
     seen: dict[Path, str] = {}
     for folder in folders:
-        resolved = Path(folder).expanduser().resolve()
-        train = resolved / "train" if (resolved / "train").is_dir() else resolved
-        if train in seen:
-            raise ValueError(f"download.dir lists the same photos twice: {seen[train]} and {folder} are both {train}")
-        seen[train] = str(folder)
-        folder_skipped, folder_followed = _from_one_dir(Path(folder).expanduser(), outputs, follow_links, origins)
+        directory = Path(folder).expanduser()
+        if not directory.is_dir():
+            raise ValueError(f"download.dir not found: {directory}")
+        train = directory / "train" if (directory / "train").is_dir() else directory
+        resolved = train.resolve()
+        if resolved in seen:
+            raise ValueError(f"download.dir lists the same photos twice: {seen[resolved]} and {folder} are both "
+                             f"{resolved}")
+        seen[resolved] = str(folder)
+        folder_skipped, folder_followed = _from_one_dir(directory, train, outputs, follow_links, origins)
         skipped += folder_skipped
         followed_out += folder_followed
     if skipped[DUPLICATE]:
