@@ -255,7 +255,7 @@ class TrainScratchParams(Section):
     """The CNN trained from scratch: which recipe (a section of recipes: below), and how it runs."""
 
     recipe: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")] = doc(
-        "tutorial", "tutorial (the 2017 tutorial's) | modern: see README \"Two recipes\"")
+        "tutorial", "tutorial (the 2017 tutorial's) | modern | large: README \"Choose the from-scratch recipe\"")
     cache: Literal["memory", "none"] = doc("memory", "memory | none: keep the decoded photos in memory")
     strategy: Literal["auto", "none", "mirrored", "multiworker"] = doc(
         "auto", "auto | none | mirrored | multiworker: how training spreads over devices or machines")

@@ -1,4 +1,4 @@
-"""The scratch CNN's two recipes, the early-stopping rule and the chance-level alarm.
+"""The scratch CNN's recipes, the early-stopping rule and the chance-level alarm.
 
 The integration tier's share (stages in subprocesses, dvc, training for seconds); the fast
 tests, and what the module covers, are in tests/unit/test_recipes.py.
@@ -51,6 +51,24 @@ def test_the_modern_recipe_trains_keeps_its_best_epoch_and_says_so(tmp_path):
     loss = model.evaluate(validation, verbose=0, return_dict=True)["loss"]
     assert loss == pytest.approx(metrics["best_val_loss"], rel=1e-3)
 
+
+
+@pytest.mark.slow
+def test_the_large_recipe_trains_through_the_stage_and_loads_back_in_safe_mode(tmp_path):
+    from catsdogs.models.files import load_model
+    from catsdogs.stages.train_scratch import train_scratch
+
+    write_split_layout(tmp_path / "data/train", 24, SIZE, seed=1)
+    write_split_layout(tmp_path / "data/validation", 8, SIZE, seed=2)
+    large = {"epochs": 3, "stem": 8, "filters": [8, 16], "blocks": [1, 2], "warmup_epochs": 1}
+    summary = train_scratch(*arguments(tmp_path, {"train_scratch": {"recipe": "large", "cache": "none"},
+                                                  "recipes": {"large": large}}))
+    assert summary["recipe"] == "large" and summary["epochs_run"] == 3  # a fixed schedule, like modern's
+    metrics = json.loads((tmp_path / "reports/scratch/metrics.json").read_text())
+    assert metrics["recipe"] == "large" and metrics["parameters"] == summary["parameters"]
+    model = load_model(tmp_path / "models/scratch.keras")
+    assert model.name == "residual_cnn" and model.count_params() == summary["parameters"]
+    assert len([layer for layer in model.layers if layer.name.endswith("_add")]) == 3
 
 @pytest.mark.slow
 def test_early_stopping_waits_for_start_from_epoch(tmp_path):

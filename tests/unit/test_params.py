@@ -33,7 +33,7 @@ def test_params_yaml_spells_out_every_key_with_the_schema_defaults() -> None:
     expected = Params().model_dump() | {"recipes": {name: config.model_dump() for name, config in default_configs().items()}}
     assert raw == expected
     assert load_params(ROOT / "params.yaml").model_dump(exclude={"recipes"}) == Params().model_dump(exclude={"recipes"})
-    assert sorted(raw["recipes"]) == recipe_names() == ["modern", "tutorial"]
+    assert sorted(raw["recipes"]) == recipe_names() == ["large", "modern", "tutorial"]
 
 
 def test_the_generated_file_reads_back_as_the_values_it_was_made_from() -> None:
@@ -176,6 +176,10 @@ INVALID_RECIPE_VALUES = [
      "recipes.modern.filters: List should have at most 10 items after validation, not 11 (got [8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8])"),
     ("unknown key", "modern", {"epoch": 3},
      "recipes.modern.epoch: unknown key (check the spelling; see params.yaml in the repository for the keys)"),
+    ("stages and block counts", "large", {"filters": [8, 16], "blocks": [1]},
+     "recipes.large.blocks: 1 block counts for 2 stages (filters): give one per stage"),
+    ("block count", "large", {"blocks": [1, 1, 0, 1]},
+     "recipes.large.blocks.2: got 0; allowed: at least 1 and at most 10"),
 ]
 
 
@@ -190,7 +194,7 @@ def test_a_recipe_section_names_its_bad_key(tmp_path: Path, family: str, recipe:
 
 def test_an_unknown_recipe_names_the_recipes_there_are(tmp_path: Path) -> None:
     params = load_params(write(tmp_path, {"train_scratch": {"recipe": "resnet"}}))
-    with pytest.raises(ValueError, match=r"train_scratch.recipe is 'resnet': no such recipe \(there are: modern, tutorial\)"):
+    with pytest.raises(ValueError, match=r"train_scratch.recipe is 'resnet': no such recipe \(there are: large, modern, tutorial\)"):
         load_recipe(params.train_scratch.recipe, params.recipes)
 
 

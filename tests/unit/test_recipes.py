@@ -1,4 +1,4 @@
-"""The scratch CNN's two recipes, the early-stopping rule and the chance-level alarm."""
+"""The scratch CNN's recipes, the early-stopping rule and the chance-level alarm."""
 
 from __future__ import annotations
 
@@ -35,6 +35,39 @@ def test_the_modern_schedule_warms_up_then_decays_to_zero():
     assert rates[2] > rates[3] > rates[4] > 0 and rates[4] < 0.0001
     assert optimizer.weight_decay == pytest.approx(1e-4)
 
+
+
+def test_the_large_cnn_puts_its_residual_blocks_after_the_first_pool(tmp_path):
+    from catsdogs.models.files import load_model
+    from catsdogs.models.recipes.large import build_residual_cnn
+
+    model = build_residual_cnn((160, 160, 3), 32, [32, 64, 128, 256], [1, 1, 2, 2], 0.3)
+    shapes = {layer.name: tuple(layer.output.shape[1:]) for layer in model.layers}
+    assert shapes["stem_conv"] == (80, 80, 32) and shapes["pool1"] == (40, 40, 32)
+    assert shapes["stage1_block1_add"] == (40, 40, 32) and shapes["stage4_block2_add"] == (5, 5, 256)
+    names = [layer.name for layer in model.layers]
+    assert len([name for name in names if name.endswith("_add")]) == 6  # blocks [1, 1, 2, 2]
+    # A 1x1 shortcut convolution only where a stage changes the width: stage 1 keeps the stem's 32.
+    assert [name for name in names if "shortcut_conv" in name] == [
+        "stage2_block1_shortcut_conv", "stage3_block1_shortcut_conv", "stage4_block1_shortcut_conv"]
+    assert not [layer for layer in model.layers if layer.__class__.__name__.startswith("Random")]
+    assert model.output.shape[1:] == (1,) and model.layers[-1].dtype_policy.name == "float32"
+    # Keras' own layers only: it saves and loads back in safe mode with the same outputs.
+    model.save(tmp_path / "large.keras")
+    images = np.random.default_rng(0).uniform(0, 255, (2, 160, 160, 3)).astype("float32")
+    loaded = load_model(tmp_path / "large.keras")
+    np.testing.assert_allclose(loaded.predict(images, verbose=0), model.predict(images, verbose=0), rtol=1e-5)
+
+
+def test_the_large_recipe_refuses_an_image_too_small_for_its_stages():
+    from catsdogs.models.recipes import load_recipe
+
+    recipe = load_recipe("large", {})
+    recipe.check(31)  # 16 after the stride-2 stem, 1 after four pools
+    with pytest.raises(ValueError, match=r"image_size=30 is too small for the large recipe's 4 stages"):
+        recipe.check(30)
+    with pytest.raises(ValueError, match=r"image_size=32 is too small for the large recipe's 5 stages"):
+        load_recipe("large", {"large": {"filters": [8] * 5, "blocks": [1] * 5}}).check(32)
 
 @pytest.mark.parametrize(
     "accuracy, labels, at_chance",

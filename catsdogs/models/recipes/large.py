@@ -1,0 +1,117 @@
+"""The large recipe: a residual network (pairs of batch-normalised 3x3 convolutions with a shortcut),
+trained like the modern recipe (AdamW, warm-up, cosine over a fixed number of epochs, best val_loss kept).
+
+It costs several times the modern recipe per image, for more accuracy where there are thousands of
+photos; it is meant to run at a larger image size (common.image_size: 160). Figures: docs/results.md.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, ValidationInfo, field_validator
+
+from catsdogs.core.params import MAX_LAYERS, AugmentationParams, Epochs, Filters, Patience, Probability, Section, doc
+from catsdogs.models.recipes import Stopping
+from catsdogs.models.recipes.modern import make_modern_optimizer
+from catsdogs.models.recipes.tutorial import KERNEL_SIZE, POOL_SIZE
+
+Blocks = Annotated[list[Annotated[int, Field(gt=0, le=MAX_LAYERS)]], Field(min_length=1, max_length=MAX_LAYERS)]
+
+
+class Config(Section):
+    """The large residual recipe (train_scratch.recipe: large); run it with common.image_size: 160."""
+
+    epochs: Epochs = doc(50, "a fixed warm-up + cosine schedule; the epoch with the best val_loss is kept")
+    stem: Annotated[int, Field(gt=0, le=4096)] = doc(32, "filters of the stride-2 first convolution")
+    filters: Filters = doc([32, 64, 128, 256], "filters per stage; a 2x2 max-pool before each stage")
+    blocks: Blocks = doc([1, 1, 2, 2], "residual blocks per stage (one number per filters entry)")
+    dropout: Probability = 0.3
+    learning_rate: Annotated[float, Field(gt=0, le=10)] = doc(0.002, "AdamW's peak, after the warm-up")
+    weight_decay: Annotated[float, Field(ge=0, le=1)] = 0.0001
+    warmup_epochs: Patience = 2
+    label_smoothing: Annotated[float, Field(ge=0, lt=0.5)] = 0.0
+    augmentation: AugmentationParams = AugmentationParams(
+        shear=0.0, zoom=0.2, horizontal_flip=True, rotation=0.05, translation=0.1, contrast=0.2
+    )
+
+    @field_validator("blocks")
+    @classmethod
+    def _one_block_count_per_stage(cls, blocks: list[int], info: ValidationInfo) -> list[int]:
+        filters = info.data.get("filters")
+        if filters is not None and len(blocks) != len(filters):
+            raise ValueError(f"{len(blocks)} block counts for {len(filters)} stages (filters): give one per stage")
+        return blocks
+
+
+def check(config: Config, image_size: int) -> None:
+    """``ValueError`` when ``image_size`` is too small for the stem and the stages' pools."""
+    if feature_map_side(image_size, len(config.filters)) < 1:
+        raise ValueError(
+            f"common.image_size={image_size} is too small for the large recipe's {len(config.filters)} stages "
+            f"(recipes.large.filters): use a larger image_size (160 is its design size) or fewer stages"
+        )
+
+
+def build(config: Config, image_size: int, steps_per_epoch: int):
+    """The residual CNN compiled with AdamW (warm-up, cosine) and binary cross-entropy (label smoothing)."""
+    import keras
+
+    check(config, image_size)
+    model = build_residual_cnn((image_size, image_size, 3), config.stem, config.filters, config.blocks,
+                               config.dropout)
+    optimizer = make_modern_optimizer(
+        config.learning_rate, config.weight_decay, config.warmup_epochs, config.epochs, steps_per_epoch
+    )
+    loss = keras.losses.BinaryCrossentropy(label_smoothing=config.label_smoothing)
+    model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
+    return model
+
+
+def stopping(config: Config) -> Stopping:
+    """No early stop: every epoch of the schedule runs, and the best epoch (val_loss) is kept."""
+    return Stopping(config.epochs, config.epochs, 0, True)
+
+
+def feature_map_side(image_size: int, stages: int) -> int:
+    """Side of the last feature map: the stride-2 stem, then a 2x2 pool before each stage."""
+    side = -(-image_size // 2)
+    for _ in range(stages):
+        side //= POOL_SIZE
+    return side
+
+
+def build_residual_cnn(input_shape: tuple[int, int, int], stem: int, filters, blocks, dropout: float):
+    """Rescaling, a stride-2 3x3 stem (BatchNorm, ReLU), then per stage a 2x2 max-pool and ``blocks``
+    residual blocks of ``filters`` (two 3x3 convolutions with batch norm; the shortcut a 1x1
+    convolution where the width changes), global average pooling, dropout, sigmoid P(dog).
+
+    The pools come before the stages, so no residual block runs at the stem's resolution (half the
+    input): on a CPU the cost is in the large feature maps, the accuracy in the depth at small ones.
+    Like the other recipes' networks it takes raw [0, 255] pixels and holds inference layers only.
+    """
+    import keras
+    from keras import layers
+
+    def conv_bn(x, count: int, kernel: int, name: str, relu: bool = True):
+        x = layers.Conv2D(count, kernel, padding="same", use_bias=False, name=f"{name}_conv")(x)
+        x = layers.BatchNormalization(name=f"{name}_bn")(x)
+        return layers.Activation("relu", name=f"{name}_relu")(x) if relu else x
+
+    inputs = keras.Input(shape=tuple(input_shape), name="image")
+    x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
+    x = layers.Conv2D(stem, KERNEL_SIZE, strides=2, padding="same", use_bias=False, name="stem_conv")(x)
+    x = layers.BatchNormalization(name="stem_bn")(x)
+    x = layers.Activation("relu", name="stem_relu")(x)
+    for stage, (count, repeats) in enumerate(zip(filters, blocks), start=1):
+        x = layers.MaxPooling2D(POOL_SIZE, name=f"pool{stage}")(x)
+        for block in range(1, repeats + 1):
+            name = f"stage{stage}_block{block}"
+            shortcut = x if x.shape[-1] == count else conv_bn(x, count, 1, f"{name}_shortcut", relu=False)
+            y = conv_bn(x, count, KERNEL_SIZE, f"{name}_a")
+            y = conv_bn(y, count, KERNEL_SIZE, f"{name}_b", relu=False)
+            x = layers.Activation("relu", name=f"{name}_out")(layers.Add(name=f"{name}_add")([y, shortcut]))
+    x = layers.GlobalAveragePooling2D(name="global_pool")(x)
+    x = layers.Dropout(dropout, name="dropout")(x)
+    outputs = layers.Dense(1, activation="sigmoid", dtype="float32", name="p_dog")(x)
+    return keras.Model(inputs, outputs, name="residual_cnn")
