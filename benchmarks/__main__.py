@@ -8,10 +8,11 @@ Sections (each alternative runs in its own fresh process, one after the other):
 
 - training: train_scratch's pipeline against the tutorial's ImageDataGenerator
   feeding the same CNN, and against the compute bound (the same training steps on
-  images already in memory); images/s over whole epochs, validation included;
+  images already in memory); the same against the bound for the large recipe's network
+  at its image size; images/s over whole epochs, validation included;
   and what the augmentation costs beside a training step (one thread each);
 - extraction: extract_features against VGG16's forward pass on in-memory images;
-- precision: float32 against bfloat16 for both, and what ``runtime.mixed_precision: auto`` picks here;
+- precision: float32 against bfloat16 for both and the large recipe's network, and what ``runtime.mixed_precision: auto`` picks here;
 - memory: peak RSS of the train_scratch and extract_features stages at two sizes;
 - dvc: a no-op ``dvc status`` / ``dvc repro`` on a 25,000-image workspace against DVC's floor.
 
@@ -48,10 +49,17 @@ def training(args, data: Path, results: dict) -> dict:
     # AVX512-BF16 or AMX) against the tutorial's float32 pipeline, in the same run.
     if choose_policy("auto", False, cpu_flags()) != "float32":
         runs["ours_auto"] = run_child("train_ours", settings_for(args, data, mixed_precision="auto"), args.timeout)
+    # The large recipe's network, as a user runs it (its image size, `mixed_precision: auto`), against its own
+    # compute bound: the pipeline must keep a network that costs several times the tutorial's fed as well.
+    large = settings_for(args, data, recipe="large", image_size=args.large_image_size, mixed_precision="auto")
+    runs["large"] = run_child("train_ours", large, args.timeout)
+    runs["large_bound"] = run_child("train_bound", large, args.timeout)
     cost = run_child("augmentation_cost", settings_for(args, data, repeats=10 * args.repeats), args.timeout)
-    pairs = [("ours", "tutorial"), ("ours", "bound")] + [("ours_auto", "tutorial")] * ("ours_auto" in runs)
+    pairs = [("ours", "tutorial"), ("ours", "bound"), ("large", "large_bound")]
+    pairs += [("ours_auto", "tutorial")] * ("ours_auto" in runs)
     report = {"runs": runs, "by_median_epoch": {},
-              "goals": {"ours_vs_tutorial": ">= 2.0", "ours_vs_bound": ">= 0.9"}, "augmentation_cost": cost}
+              "goals": {"ours_vs_tutorial": ">= 2.0", "ours_vs_bound": ">= 0.9", "large_vs_large_bound": ">= 0.9"},
+              "augmentation_cost": cost}
     for name, baseline in pairs:  # by fastest epoch (speed) and by median epoch
         report[f"{name}_vs_{baseline}"] = round(speed(runs[name]) / speed(runs[baseline]), 2)
         report["by_median_epoch"][f"{name}_vs_{baseline}"] = round(
@@ -85,6 +93,13 @@ def precision(args, data: Path, results: dict) -> dict:
         else run_child("train_ours", settings_for(args, data, mixed_precision=True), args.timeout),
         "extraction": run_child("extract_ours", settings_for(args, data, mixed_precision=True), args.timeout),
     }
+    # The large recipe's network at its image size: what float32 costs it (its bfloat16 run is the training
+    # section's, when that ran on a CPU where `auto` picks bfloat16).
+    large = settings_for(args, data, recipe="large", image_size=args.large_image_size)
+    float32["large_training"] = run_child("train_ours", large, args.timeout)
+    large_auto = results.get("training", {}).get("runs", {}).get("large")
+    bfloat16["large_training"] = (large_auto if large_auto and large_auto["dtype_policy"] == "mixed_bfloat16"
+                                  else run_child("train_ours", {**large, "mixed_precision": True}, args.timeout))
     speedup = {key: round(speed(bfloat16[key]) / speed(float32[key]), 2) for key in float32}
     return {"float32": float32, "bfloat16": bfloat16, "bfloat16_speedup": speedup,
             "auto_picks_here": choose_policy("auto", False, cpu_flags())}
@@ -119,6 +134,11 @@ def markdown(report: dict) -> str:
         lines.append(f"| train_scratch vs compute bound (in-memory images) | bound {runs['bound']['best_images_per_second']} "
                      f"({runs['bound']['images_per_second']}) | {runs['ours']['best_images_per_second']} "
                      f"| {train['ours_vs_bound']} ({train['by_median_epoch']['ours_vs_bound']}) (>= 0.9) |")
+        large, bound = runs["large"], runs["large_bound"]
+        lines.append(f"| train_scratch vs compute bound, large recipe ({report['settings']['large_image_size']} px, "
+                     f"{large['dtype_policy']}) | bound {bound['best_images_per_second']} "
+                     f"({bound['images_per_second']}) | {large['best_images_per_second']} ({large['images_per_second']}) "
+                     f"| {train['large_vs_large_bound']} ({train['by_median_epoch']['large_vs_large_bound']}) (>= 0.9) |")
         if "ours_auto" in runs:
             auto = runs["ours_auto"]
             lines.append(f"| train_scratch with `mixed_precision: auto` ({auto['dtype_policy']}) vs the tutorial's "
@@ -140,8 +160,8 @@ def markdown(report: dict) -> str:
                      f"| {runs['ours']['images_per_second']} | {extract['ours_vs_bound']} (>= 0.9) |")
     mixed = report.get("precision")
     if mixed:
-        for key in ("training", "extraction"):
-            lines.append(f"| {key}: bfloat16 vs float32 images/s | float32 {speed(mixed['float32'][key])} "
+        for key in ("training", "extraction", "large_training"):
+            lines.append(f"| {key.replace('_', ' ')}: bfloat16 vs float32 images/s | float32 {speed(mixed['float32'][key])} "
                          f"| {speed(mixed['bfloat16'][key])} | {mixed['bfloat16_speedup'][key]}x |")
     for total, figures in report.get("memory", {}).items():
         lines.append(f"| peak RSS at {int(total):,} images (MiB): train_scratch / extract_features | - "
@@ -172,6 +192,7 @@ def main() -> None:
     parser.add_argument("--shared", choices=("kaggle-sample", "kaggle-medium"), default="kaggle-sample",
                         help="the shared photo set to split when --data is not given (kaggle-medium: 3,200/800)")
     parser.add_argument("--image-size", type=int, default=150)
+    parser.add_argument("--large-image-size", type=int, default=160, help="the large recipe's image size")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--epochs", type=int, default=3, help="training epochs timed (the first is reported apart)")
     parser.add_argument("--seed", type=int, default=42)
@@ -182,7 +203,7 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=ROOT / "reports" / "benchmarks.json")
     args = parser.parse_args()
     if args.quick:
-        args.image_size, args.batch_size, args.epochs, args.repeats = 32, 8, 2, 1
+        args.image_size, args.large_image_size, args.batch_size, args.epochs, args.repeats = 32, 32, 8, 2, 1
         args.memory_sizes, args.dvc_images = [40, 80], 200
 
     report: dict = {"machine": machine(), "settings": {k: str(v) for k, v in vars(args).items()}}

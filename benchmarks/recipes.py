@@ -3,6 +3,7 @@
     python -m benchmarks.recipes --train sample --recipes tutorial modern --seeds 42 1
     python -m benchmarks.recipes --train medium --recipes tutorial --seeds 42 1 7
     python -m benchmarks.recipes --train sample --recipes modern --seeds 42 -S recipes.modern.epochs=30
+    python -m benchmarks.recipes --train full --recipes large --seeds 42 -S common.image_size=160
 
 Each run is the pipeline's own stages in a scratch workspace: download (source
 ``dir``), split (seeded by the run's seed, like ``common.seed``), train_scratch with
@@ -10,7 +11,8 @@ the recipe (``train_scratch.recipe``; its section ``recipes.<name>`` at its defa
 for the ``-S`` overrides, full params.yaml keys as ``dvc exp run -S`` takes them); then
 ``catsdogs predict`` on every photo of the other set (a model
 trained on the 1,000-photo sample is scored on kaggle-medium's 4,000 photos, one
-trained on kaggle-medium on the sample's 1,000: other Kaggle ids, never seen), scored by
+trained on kaggle-medium, or on kaggle-medium and kaggle-large together (``full``), on the
+sample's 1,000 full-size photos: other Kaggle ids, never seen), scored by
 accuracy and log loss (P(dog) clipped as the CLI clips it). Results are appended to
 ``--output`` (JSON lines) and printed as a table row each.
 """
@@ -33,12 +35,22 @@ import yaml
 
 from benchmarks.common import ROOT
 from catsdogs.core.params import parse_params
-from catsdogs.models.recipes import default_configs
+from catsdogs.models.recipes import default_configs, recipe_names
 
 SHARED = ROOT.parent / "shared" / "data"
-TRAIN_SETS = {"sample": SHARED / "kaggle-sample", "medium": SHARED / "kaggle-medium"}
-# Scored on the other set's photos: different Kaggle ids, never trained or validated on.
-UNSEEN = {"sample": SHARED / "kaggle-medium" / "train", "medium": SHARED / "kaggle-sample" / "train"}
+# The folders each training set is downloaded from (download.dir: one folder or several).
+TRAIN_SETS = {
+    "sample": [SHARED / "kaggle-sample"],
+    "medium": [SHARED / "kaggle-medium"],
+    "full": [SHARED / "kaggle-medium", SHARED / "kaggle-large"],  # 17,998 photos at 200x200
+}
+# Scored on photos of another set: different Kaggle ids, never trained or validated on (the full set's are
+# the sample's 1,000 full-size photos: nothing tunes on them).
+UNSEEN = {
+    "sample": SHARED / "kaggle-medium" / "train",
+    "medium": SHARED / "kaggle-sample" / "train",
+    "full": SHARED / "kaggle-sample" / "train",
+}
 
 
 def run_module(module: str, args: list[str], cwd: Path, timeout_s: float) -> subprocess.CompletedProcess:
@@ -71,7 +83,8 @@ def prepared_split(scratch: Path, train_set: str, seed: int, timeout_s: float) -
     if (workspace / "data" / "validation").is_dir():
         return workspace
     workspace.mkdir(parents=True, exist_ok=True)
-    params = {"common": {"seed": seed}, "download": {"source": "dir", "dir": str(TRAIN_SETS[train_set])}}
+    folders = [str(folder) for folder in TRAIN_SETS[train_set]]
+    params = {"common": {"seed": seed}, "download": {"source": "dir", "dir": folders if len(folders) > 1 else folders[0]}}
     (workspace / "params.yaml").write_text(yaml.safe_dump(params))
     for stage in ("download", "split"):
         run_module("catsdogs.stages", [stage], workspace, timeout_s)
@@ -131,7 +144,7 @@ def main() -> None:
     """Parse the arguments, run every (recipe, seed), append each result to --output and print it."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train", choices=sorted(TRAIN_SETS), required=True)
-    parser.add_argument("--recipes", nargs="+", choices=("tutorial", "modern"), required=True)
+    parser.add_argument("--recipes", nargs="+", choices=recipe_names(), required=True)
     parser.add_argument("--seeds", nargs="+", type=int, default=[42, 1])
     parser.add_argument("-S", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="a params.yaml key for every run, as `dvc exp run -S` takes it, "
@@ -140,8 +153,9 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=ROOT / "reports" / "recipes.jsonl")
     parser.add_argument("--timeout", type=float, default=4 * 3600)
     args = parser.parse_args()
-    if not TRAIN_SETS[args.train].is_dir():
-        raise SystemExit(f"{TRAIN_SETS[args.train]} not found: this benchmark needs the shared photos")
+    for folder in [*TRAIN_SETS[args.train], UNSEEN[args.train]]:
+        if not folder.is_dir():
+            raise SystemExit(f"{folder} not found: this benchmark needs the shared photos")
     args.output.parent.mkdir(parents=True, exist_ok=True)
     for recipe in args.recipes:
         for seed in args.seeds:

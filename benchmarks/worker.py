@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import resource
 import statistics
 import sys
@@ -42,14 +43,14 @@ def default_recipe(name: str, **changes):
     return load_recipe(name, {name: {**default_configs()[name].model_dump(), **changes}})
 
 
-def tutorial_cnn(image_size: int, mixed_precision: bool | str):
-    """The scratch CNN exactly as train_scratch builds and compiles it (the tutorial recipe's defaults)."""
+def recipe_cnn(settings: dict, train_count: int):
+    """The scratch CNN exactly as train_scratch builds and compiles it: the recipe ``settings["recipe"]`` (the
+    tutorial's when absent) at its defaults, for ``train_count`` training images."""
     from catsdogs.models.precision import set_mixed_precision
 
-    recipe = default_recipe("tutorial")
-    policy = set_mixed_precision(mixed_precision)
-    # steps_per_epoch goes unused by the tutorial recipe: its time decay counts optimizer steps, not epochs.
-    model = recipe.build(image_size, steps_per_epoch=1)
+    recipe = default_recipe(settings.get("recipe", "tutorial"))
+    policy = set_mixed_precision(settings["mixed_precision"])
+    model = recipe.build(settings["image_size"], steps_per_epoch=math.ceil(train_count / settings["batch_size"]))
     return model, policy, recipe.augmentation.model_dump()
 
 
@@ -85,7 +86,7 @@ def train_ours(settings: dict) -> dict:
     data, size, batch, seed = Path(settings["data"]), settings["image_size"], settings["batch_size"], settings["seed"]
     train, validation = list_labelled_images(data / "train"), list_labelled_images(data / "validation")
     seed_everything(seed, False)
-    model, policy, augmentation = tutorial_cnn(size, settings["mixed_precision"])
+    model, policy, augmentation = recipe_cnn(settings, len(train[0]))
     datasets = make_datasets(train, validation, size, batch, seed, True, batch_augmentation(**augmentation, seed=seed))
     timer = epoch_timer()
     model.fit(*datasets[:1], validation_data=datasets[1], epochs=settings["epochs"], callbacks=[timer], verbose=2)
@@ -97,10 +98,11 @@ def train_tutorial(settings: dict) -> dict:
     from tensorflow.keras.preprocessing.image import ImageDataGenerator
 
     from catsdogs.core.seeding import seed_everything
+    from catsdogs.data.datasets import list_labelled_images
 
     data, size, batch, seed = Path(settings["data"]), settings["image_size"], settings["batch_size"], settings["seed"]
     seed_everything(seed, False)
-    model, policy, augmentation = tutorial_cnn(size, settings["mixed_precision"])
+    model, policy, augmentation = recipe_cnn(settings, len(list_labelled_images(data / "train")[0]))
     # No rescale=1/255 here: the CNN's own Rescaling layer does it (the same arithmetic, once).
     train = ImageDataGenerator(
         shear_range=augmentation["shear"], zoom_range=augmentation["zoom"],
@@ -134,7 +136,7 @@ def train_bound(settings: dict) -> dict:
     data, size, batch, seed = Path(settings["data"]), settings["image_size"], settings["batch_size"], settings["seed"]
     train, validation = list_labelled_images(data / "train"), list_labelled_images(data / "validation")
     seed_everything(seed, False)
-    model, policy, _ = tutorial_cnn(size, settings["mixed_precision"])
+    model, policy, _ = recipe_cnn(settings, len(train[0]))
 
     def dataset(split):
         """Whole batches sliced from one in-memory tensor: no decoding, no per-image work, no augmentation."""
@@ -174,7 +176,7 @@ def augmentation_cost(settings: dict) -> dict:
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
     size, batch, seed = settings["image_size"], settings["batch_size"], settings["seed"]
-    model, policy, tutorial = tutorial_cnn(size, settings["mixed_precision"])
+    model, policy, tutorial = recipe_cnn({**settings, "recipe": "tutorial"}, batch)
     modern = default_recipe("modern").augmentation.model_dump()
     images = tf.constant(np.random.default_rng(0).uniform(0, 255, (batch, size, size, 3)).astype(np.float32))
     labels = tf.constant((np.arange(batch) % 2).astype(np.float32))

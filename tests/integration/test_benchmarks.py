@@ -19,8 +19,9 @@ def test_every_benchmark_runs_quick_and_writes_its_report(tmp_path):
     result = run([sys.executable, "-m", "benchmarks", "--quick", "--output", str(output)], ROOT, timeout=840)
     report = json.loads(output.read_text())
     assert {"training", "extraction", "precision", "memory", "dvc"} <= set(report)
-    for name in ("tutorial", "ours", "bound"):
+    for name in ("tutorial", "ours", "bound", "large", "large_bound"):
         assert report["training"]["runs"][name]["images_per_second"] > 0
+    assert report["training"]["large_vs_large_bound"] > 0
     if report["precision"]["auto_picks_here"] != "float32":  # a CPU with bfloat16 instructions
         auto = report["training"]["runs"]["ours_auto"]
         assert auto["dtype_policy"] == report["precision"]["auto_picks_here"]
@@ -39,6 +40,8 @@ def test_every_benchmark_runs_quick_and_writes_its_report(tmp_path):
     assert report["dvc"]["outputs_floor_dvc_status"]["median_seconds"] > 0
     table = output.with_suffix(".md").read_text()
     assert table.startswith("| benchmark |") and "no-op `dvc status`" in table and "augmentation CPU" in table
+    assert "compute bound, large recipe (32 px" in table and "large training: bfloat16 vs float32" in table
+    assert report["precision"]["float32"]["large_training"]["dtype_policy"] == "float32"
     assert f"wrote {output}" in result.stdout
 
 
@@ -46,3 +49,4 @@ def test_the_recipes_benchmark_parses_its_arguments():
     # Its runs need kaggle-medium (4,000 photos); parsing and imports are what can rot without it.
     result = run([sys.executable, "-m", "benchmarks.recipes", "--help"], ROOT, timeout=120)
     assert "--recipes" in result.stdout and "--seeds" in result.stdout
+    assert "large" in result.stdout and "full" in result.stdout  # every recipe; the 17,998-photo training set
