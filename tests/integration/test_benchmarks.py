@@ -50,3 +50,13 @@ def test_the_recipes_benchmark_parses_its_arguments():
     result = run([sys.executable, "-m", "benchmarks.recipes", "--help"], ROOT, timeout=120)
     assert "--recipes" in result.stdout and "--seeds" in result.stdout
     assert "large" in result.stdout and "full" in result.stdout  # every recipe; the 17,998-photo training set
+
+
+def test_the_networks_benchmark_times_each_network_in_its_own_process():
+    result = run([sys.executable, "-m", "benchmarks.networks", "--quick", "--networks", "large", "keras_io_x0.35"],
+                 ROOT, timeout=300)
+    header, *rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert "cpu_flags" in header["machine"] and header["precision"] == "auto"
+    assert [row["network"] for row in rows] == ["large", "keras_io_x0.35"]
+    assert rows[0]["parameters"] == 2_707_169 and rows[1]["parameters"] < 400_000  # the x0.35 widths
+    assert all(row["images"] == 8 and row["images_per_second"] > 0 for row in rows)
