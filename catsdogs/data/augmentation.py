@@ -15,7 +15,7 @@ The geometric layers (shear, zoom, flip, rotation, translation) draw their
 random parameters as Keras does, but the batch is warped once, by the product
 of their matrices, instead of once per layer: what ImageDataGenerator does,
 one interpolation instead of up to five (sharper pictures, and a fraction of
-the CPU; README "Two recipes"). The warp itself is OpenCV's ``warpAffine``
+the CPU; docs/design.md "The recipes"). The warp itself is OpenCV's ``warpAffine``
 (bilinear, edges replicated), which gives TensorFlow's projective-transform
 pixels to within 0.01 of 255 in a quarter to a third of its CPU time:
 TensorFlow's kernel took about a tenth of the CNN's training step, on the same
