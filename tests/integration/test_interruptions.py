@@ -63,6 +63,10 @@ if _STAGE and _STAGE == os.environ.get("HOOK_STAGE"):
     _kill_at_path = os.environ.get("KILL_AT_PATH")
     _signal = getattr(signal, os.environ.get("KILL_SIGNAL", "SIGKILL"))
     _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT
+    if _signal == signal.SIGINT and signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        # A stage started with SIGINT ignored (inherited: a test process that runs dvc in process, a
+        # background job) installs no Ctrl-C handler; restore the one a terminal's Ctrl-C meets.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def _hook(event, args):
         if event == "open":
