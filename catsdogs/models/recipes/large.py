@@ -12,8 +12,8 @@ from typing import Annotated
 from pydantic import Field, ValidationInfo, field_validator
 
 from catsdogs.core.params import MAX_LAYERS, AugmentationParams, Epochs, Filters, Patience, Probability, Section, doc
-from catsdogs.models.recipes import Stopping
-from catsdogs.models.recipes.modern import make_modern_optimizer
+from catsdogs.models.recipes import modern
+from catsdogs.models.recipes.modern import compile_modern
 from catsdogs.models.recipes.tutorial import KERNEL_SIZE, POOL_SIZE
 
 Blocks = Annotated[list[Annotated[int, Field(gt=0, le=MAX_LAYERS)]], Field(min_length=1, max_length=MAX_LAYERS)]
@@ -46,7 +46,7 @@ class Config(Section):
 
 def check(config: Config, image_size: int) -> None:
     """``ValueError`` when ``image_size`` is too small for the stem and the stages' pools."""
-    if feature_map_side(image_size, len(config.filters)) < 1:
+    if modern.feature_map_side_pooled(image_size, len(config.filters)) < 1:
         raise ValueError(
             f"common.image_size={image_size} is too small for the large recipe's {len(config.filters)} stages "
             f"(recipes.large.filters): use a larger image_size (160 is its design size) or fewer stages"
@@ -54,31 +54,15 @@ def check(config: Config, image_size: int) -> None:
 
 
 def build(config: Config, image_size: int, steps_per_epoch: int):
-    """The residual CNN compiled with AdamW (warm-up, cosine) and binary cross-entropy (label smoothing)."""
-    import keras
-
+    """The residual CNN compiled as the modern recipe's: AdamW (warm-up, cosine), binary cross-entropy."""
     check(config, image_size)
     model = build_residual_cnn((image_size, image_size, 3), config.stem, config.filters, config.blocks,
                                config.dropout)
-    optimizer = make_modern_optimizer(
-        config.learning_rate, config.weight_decay, config.warmup_epochs, config.epochs, steps_per_epoch
-    )
-    loss = keras.losses.BinaryCrossentropy(label_smoothing=config.label_smoothing)
-    model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
-    return model
+    return compile_modern(model, config, steps_per_epoch)
 
 
-def stopping(config: Config) -> Stopping:
-    """No early stop: every epoch of the schedule runs, and the best epoch (val_loss) is kept."""
-    return Stopping(config.epochs, config.epochs, 0, True)
-
-
-def feature_map_side(image_size: int, stages: int) -> int:
-    """Side of the last feature map: the stride-2 stem, then a 2x2 pool before each stage."""
-    side = -(-image_size // 2)
-    for _ in range(stages):
-        side //= POOL_SIZE
-    return side
+# No early stop: every epoch of the schedule runs, and the best epoch (val_loss) is kept, as in the modern recipe.
+stopping = modern.stopping
 
 
 def build_residual_cnn(input_shape: tuple[int, int, int], stem: int, filters, blocks, dropout: float):

@@ -44,9 +44,15 @@ def check_image_size(image_size: int, blocks: int) -> None:
 
 def build(config: Config, image_size: int, steps_per_epoch: int):
     """The modern CNN compiled with AdamW (warm-up, cosine) and binary cross-entropy (label smoothing)."""
+    return compile_modern(build_modern_cnn((image_size, image_size, 3), config.filters, config.dropout), config,
+                          steps_per_epoch)
+
+
+def compile_modern(model, config, steps_per_epoch: int):
+    """``model`` compiled as the modern recipe trains (also the large recipe's): AdamW with ``config``'s warm-up
+    and cosine schedule, binary cross-entropy with its label smoothing."""
     import keras
 
-    model = build_modern_cnn((image_size, image_size, 3), config.filters, config.dropout)
     optimizer = make_modern_optimizer(
         config.learning_rate, config.weight_decay, config.warmup_epochs, config.epochs, steps_per_epoch
     )
