@@ -11,7 +11,7 @@ from typing import Annotated
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from catsdogs.core.params import MAX_LAYERS, AugmentationParams, Epochs, Filters, Patience, Probability, Section, doc
+from catsdogs.core.params import MAX_LAYERS, Epochs, Filters, doc
 from catsdogs.models.recipes import modern
 from catsdogs.models.recipes.modern import compile_modern
 from catsdogs.models.recipes.tutorial import KERNEL_SIZE, POOL_SIZE
@@ -19,21 +19,14 @@ from catsdogs.models.recipes.tutorial import KERNEL_SIZE, POOL_SIZE
 Blocks = Annotated[list[Annotated[int, Field(gt=0, le=MAX_LAYERS)]], Field(min_length=1, max_length=MAX_LAYERS)]
 
 
-class Config(Section):
+class Config(modern.Config):
     """The large residual recipe (train_scratch.recipe: large); run it with common.image_size: 160."""
 
+    # The modern recipe's settings (optimizer, schedule, augmentation), with its own epochs and network.
     epochs: Epochs = doc(50, "a fixed warm-up + cosine schedule; the epoch with the best val_loss is kept")
-    stem: Annotated[int, Field(gt=0, le=4096)] = doc(32, "filters of the stride-2 first convolution")
     filters: Filters = doc([32, 64, 128, 256], "filters per stage; a 2x2 max-pool before each stage")
+    stem: Annotated[int, Field(gt=0, le=4096)] = doc(32, "filters of the stride-2 first convolution")
     blocks: Blocks = doc([1, 1, 2, 2], "residual blocks per stage (one number per filters entry)")
-    dropout: Probability = 0.3
-    learning_rate: Annotated[float, Field(gt=0, le=10)] = doc(0.002, "AdamW's peak, after the warm-up")
-    weight_decay: Annotated[float, Field(ge=0, le=1)] = 0.0001
-    warmup_epochs: Patience = 2
-    label_smoothing: Annotated[float, Field(ge=0, lt=0.5)] = 0.0
-    augmentation: AugmentationParams = AugmentationParams(
-        shear=0.0, zoom=0.2, horizontal_flip=True, rotation=0.05, translation=0.1, contrast=0.2
-    )
 
     @field_validator("blocks")
     @classmethod
