@@ -42,7 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     predict.add_argument(
         "--tta", action=argparse.BooleanOptionalAction, default=None,
-        help="average P(dog) over each image and its mirror image (default: prediction.tta in the params)",
+        help="average P(dog) over each image and its mirror image, for every model (default: prediction.tta in "
+        "the params; auto: every model but those built on VGG16)",
     )
     predict.add_argument("--format", choices=("table", "csv"), default="table", help="output format (default: table)")
     predict.add_argument(

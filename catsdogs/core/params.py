@@ -70,6 +70,9 @@ Patience = Annotated[int, Field(ge=0, le=MAX_EPOCHS)]
 Filters = Annotated[list[Annotated[int, Field(gt=0, le=MAX_FILTERS)]], Field(min_length=1, max_length=MAX_LAYERS)]
 # false: float32 (reproducible); true: bfloat16 on a CPU, float16 on a GPU; auto: mixed only where it is faster.
 MixedPrecision = bool | Literal["auto"]
+# Test-time augmentation (each photo's P(dog) averaged with its mirror image's): true | false | auto (every
+# model but those built on VGG16: the from-scratch CNN, whose second pass is cheap).
+TestTimeAugmentation = bool | Literal["auto"]
 
 
 def doc(default, text: str, **constraints):
@@ -305,7 +308,8 @@ class PredictionParams(Section):
 
     clip: Annotated[float, Field(gt=0, lt=0.5)] = doc(0.005, "P(dog) is clipped to [clip, 1 - clip]")
     threshold: Annotated[float, Field(gt=0, lt=1)] = 0.5
-    tta: bool = doc(False, "test-time augmentation: mean P(dog) of each photo and its mirror image")
+    tta: TestTimeAugmentation = doc(
+        "auto", "mean P(dog) of each photo and its mirror image: auto (not the VGG16 models) | true | false")
     calibrate: bool = doc(False, "true: the submission and `catsdogs predict` apply the temperature fitted in evaluate")
 
 

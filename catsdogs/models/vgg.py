@@ -146,6 +146,11 @@ def build_vgg16_base(image_size: int, weights_file: str | Path):
     return base
 
 
+def built_on_vgg16(model) -> bool:
+    """True when ``model`` holds the VGG16 base (the fine-tuned model, the top classifier stacked on it)."""
+    return any(layer.name == BASE_NAME for layer in model.layers)
+
+
 def vgg16_image_model(base, preprocessing: str, image_size: int, top=None, name: str = "vgg16_features"):
     """Raw [0, 255] images -> preprocessing -> VGG16 ``base`` (-> ``top`` classifier -> P(dog)).
 

@@ -21,6 +21,7 @@ from catsdogs.predict.metrics import apply_temperature, clip_probabilities
 logger = logging.getLogger(__name__)
 
 ENSEMBLE = "ensemble"  # the mean P(dog) of every trained model: a model name like the trained ones
+TTA_AUTO = "auto"  # prediction.tta: mirror-average every model but those built on VGG16
 CHUNK_BATCHES = 8  # files decoded per model call, in batches: bounded memory, few calls
 
 
@@ -68,11 +69,11 @@ def load_image_model(path: str | Path, *, image_size: int, weights_file: str | P
 
 
 def load_prediction_model(
-    name_or_path: str | Path, model_files: dict[str, Path], *, tta: bool, image_size: int,
+    name_or_path: str | Path, model_files: dict[str, Path], *, tta: bool | str, image_size: int,
     weights_file: str | Path, preprocessing: str,
 ):
     """The model to predict with: a trained model by name, ``ensemble`` (the mean of every trained model
-    that exists), or a ``.keras`` file; each image model mirror-averaged when ``tta``."""
+    that exists), or a ``.keras`` file; each image model mirror-averaged as ``tta`` says (:func:`mirrors`)."""
     settings = {"image_size": image_size, "weights_file": weights_file, "preprocessing": preprocessing}
     if str(name_or_path) == ENSEMBLE:
         paths = [Path(path) for path in model_files.values() if Path(path).is_file()]
@@ -81,7 +82,20 @@ def load_prediction_model(
     else:
         paths = [Path(model_files.get(str(name_or_path), name_or_path))]
     models = [load_image_model(path, **settings) for path in paths]
-    return ensemble_of([with_mirror_average(model) if tta else model for model in models])
+    return ensemble_of([with_mirror_average(model) if mirrors(model, tta) else model for model in models])
+
+
+def mirrors(model, tta: bool | str) -> bool:
+    """Whether test-time augmentation mirror-averages ``model`` (an image model): always for ``tta`` true,
+    never for false; for ``"auto"``, every model but those built on VGG16, whose second pass costs
+    the most and whose gain could not be measured without ImageNet weights (docs/design.md)."""
+    from catsdogs.models import vgg
+
+    if tta == TTA_AUTO:
+        return not vgg.built_on_vgg16(model)
+    if not isinstance(tta, bool):
+        raise ValueError(f"prediction.tta: got {tta!r}; allowed: true, false or 'auto'")
+    return tta
 
 
 def with_mirror_average(model):
@@ -241,7 +255,7 @@ class PredictionSettings:
     image_size: int
     batch_size: int
     clip: float
-    tta: bool
+    tta: bool | str
     max_pixels: int
     temperature: float = 1.0
 
@@ -266,7 +280,7 @@ class Predictor:
 
 def load_predictor(name_or_path: str | Path, files: ModelFiles, settings: PredictionSettings) -> Predictor:
     """The :class:`Predictor` of a trained model by name, ``ensemble`` or a ``.keras`` file
-    (:func:`load_prediction_model`), mirror-averaged when ``settings.tta``."""
+    (:func:`load_prediction_model`), mirror-averaged as ``settings.tta`` says."""
     model = load_prediction_model(
         name_or_path, files.models, tta=settings.tta, image_size=settings.image_size,
         weights_file=files.weights_file, preprocessing=files.preprocessing,

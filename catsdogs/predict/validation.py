@@ -1,5 +1,5 @@
 """Scoring the validation split: every trained model's raw P(dog) for the validation photos, the image
-models from the photos (mirror-averaged when asked), the top classifier from the extracted features
+models from the photos (mirror-averaged as prediction.tta says), the top classifier from the extracted features
 (reordered to the photos' order, refused when stale)."""
 
 
@@ -18,6 +18,7 @@ from catsdogs.data import features as feature_files
 from catsdogs.data.datasets import list_labelled_images
 from catsdogs.models.files import load_model
 from catsdogs.predict.predictor import (
+    mirrors,
     model_image_size,
     predict_array,
     predict_dataset,
@@ -66,22 +67,24 @@ def predict_top_from_features(model, features_dir: str | Path, names: list[str],
 
 def predict_model(
     name: str, path: Path, validation: ValidationImages, features_dir: str | Path, image_size: int, batch_size: int,
-    tta: bool,
-) -> np.ndarray:
-    """Raw P(dog) of one saved model for the validation images, in ``paths`` order.
+    tta: bool | str,
+) -> tuple[np.ndarray, bool]:
+    """Raw P(dog) of one saved model for the validation images, in ``paths`` order, and whether it was
+    mirror-averaged.
 
-    Image models are mirror-averaged when ``tta``; the top classifier reads the
-    extracted features, which hold no mirror images, so it is scored without.
+    Image models are mirror-averaged as ``tta`` says (:func:`~catsdogs.predict.predictor.mirrors`); the
+    top classifier reads the extracted features, which hold no mirror images, so it is scored without.
     """
     model = load_model(path)
     if takes_images(model):
         image_size = model_image_size(model, image_size)
+        mirrored = mirrors(model, tta)
         logger.info("%s: predicting %d images at %dx%d%s", name, len(validation.paths), image_size, image_size,
-                    " and their mirror images" if tta else "")
-        return predict_dataset(with_mirror_average(model) if tta else model, validation.paths, image_size, batch_size,
-                               [prediction_estimate_callback(logger, name)])
+                    " and their mirror images" if mirrored else "")
+        return predict_dataset(with_mirror_average(model) if mirrored else model, validation.paths, image_size,
+                               batch_size, [prediction_estimate_callback(logger, name)]), mirrored
     logger.info("%s: predicting from the bottleneck features in %s", name, features_dir)
-    return predict_top_from_features(model, features_dir, validation.names, validation.labels, batch_size)
+    return predict_top_from_features(model, features_dir, validation.names, validation.labels, batch_size), False
 
 
 def predictions_table(names: list[str], labels, probabilities: dict[str, np.ndarray], threshold: float) -> pd.DataFrame:

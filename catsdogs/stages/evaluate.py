@@ -52,7 +52,7 @@ logger = logging.getLogger("evaluate")
 
 def evaluate(
     validation_dir: str | Path, features_dir: str | Path, model_files: dict[str, Path], *, image_size: int,
-    batch_size: int, clip: float, threshold: float, tta: bool,
+    batch_size: int, clip: float, threshold: float, tta: bool | str,
 ) -> tuple[dict, pd.DataFrame, dict]:
     """Predict and score every present model, and their ensemble (the mean P(dog)) when there are two or
     more; returns (metrics by model, predictions table, ROC points)."""
@@ -60,16 +60,19 @@ def evaluate(
     names, labels = validation.names, validation.labels
     raw: dict[str, np.ndarray] = {}
     probabilities: dict[str, np.ndarray] = {}
+    mirrored: dict[str, bool] = {}
     for name, path in model_files.items():
         if not Path(path).is_file():
             logger.warning("%s: no model at %s, skipped", name, path)
             continue
-        raw[name] = predict_model(name, Path(path), validation, features_dir, image_size, batch_size, tta)
+        raw[name], mirrored[name] = predict_model(name, Path(path), validation, features_dir, image_size,
+                                                  batch_size, tta)
         probabilities[name] = clip_probabilities(raw[name], clip)
     if not probabilities:
         raise ValueError(f"no trained model found ({', '.join(MODEL_NAMES)}): run the training stages first")
     if len(raw) > 1:  # as the ensemble model computes it: the mean of the raw P(dog), then clipped
         raw[ENSEMBLE] = np.mean(list(raw.values()), axis=0)
+        mirrored[ENSEMBLE] = any(mirrored.values())
         probabilities[ENSEMBLE] = clip_probabilities(raw[ENSEMBLE], clip)
     metrics = {}
     roc = {}
@@ -81,7 +84,7 @@ def evaluate(
         scores["temperature"] = fit_temperature(labels, raw[name], clip)
         scores["calibrated_log_loss_cross_fitted"] = cross_fitted_log_loss(labels, raw[name], clip)
         metrics[name] = metrics_for_json(scores)
-        metrics[name]["tta"] = tta and name != "top"
+        metrics[name]["tta"] = mirrored[name]  # this model's photos were mirror-averaged (the ensemble: some)
         roc[name] = roc_points(labels, values)
         logger.info(
             "%s: accuracy %.4f, log loss %.4f, ROC AUC %s", name, metrics[name]["accuracy"],

@@ -23,6 +23,18 @@ def mirror_mean(model, images: np.ndarray) -> np.ndarray:
     return (plain + mirrored) / 2
 
 
+def asymmetric_image_model(seed: int = 3):
+    """An image model that reads where things are (Flatten, not pooling): its mirror image's answer differs."""
+    import keras
+    from keras import layers
+
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 3), name="image")
+    x = layers.Conv2D(2, 3, padding="same", activation="relu")(layers.Rescaling(1.0 / 255)(inputs))
+    outputs = layers.Dense(1, activation="sigmoid")(layers.Flatten()(x))
+    return keras.Model(inputs, outputs, name="asymmetric_image_model")
+
+
 @pytest.fixture
 def images() -> np.ndarray:
     return np.random.default_rng(0).uniform(0, 255, (4, IMAGE_SIZE, IMAGE_SIZE, 3)).astype(np.float32)
@@ -86,6 +98,75 @@ def test_evaluate_with_tta_scores_mirror_averaged_image_models(workspace, monkey
     np.testing.assert_allclose(table["p_ensemble"], ensemble, atol=2e-6)
 
 
+def vgg16_finetune_stand_in(seed: int = 7):
+    """An image model built on VGG16 (random weights) as finetune builds it: the base, then a top."""
+    import keras
+
+    from catsdogs.models import vgg
+
+    keras.utils.set_random_seed(seed)
+    base = vgg.vgg16_base(IMAGE_SIZE)
+    features = keras.Input(tuple(base.output_shape[1:]), name="features")
+    top = keras.Model(features, keras.layers.Dense(1, activation="sigmoid")(keras.layers.Flatten()(features)))
+    return vgg.vgg16_image_model(base, "vgg16", IMAGE_SIZE, top=top, name="vgg16_finetune")
+
+
+def test_auto_tta_mirrors_every_model_but_those_built_on_vgg16():
+    from catsdogs.predict.predictor import mirrors
+
+    scratch, on_vgg16 = tiny_image_model(0), vgg16_finetune_stand_in()
+    assert mirrors(scratch, "auto") and not mirrors(on_vgg16, "auto")
+    assert mirrors(on_vgg16, True) and not mirrors(scratch, False)
+    with pytest.raises(ValueError, match=r"prediction.tta: got 'yes'; allowed: true, false or 'auto'"):
+        mirrors(scratch, "yes")
+
+
+def test_evaluate_by_default_mirror_averages_the_scratch_cnn_but_not_the_vgg16_models(workspace, monkeypatch):
+    from catsdogs.data.datasets import list_labelled_images
+    from catsdogs.models.files import load_model, save_model
+    from catsdogs.predict.predictor import read_image
+    from catsdogs.stages import evaluate
+
+    save_model(asymmetric_image_model(), workspace / "models/scratch.keras")
+    save_model(vgg16_finetune_stand_in(), workspace / "models/finetune.keras")
+    assert yaml.safe_load((workspace / "params.yaml").read_text())["prediction"]["tta"] == "auto"  # the shipped default
+    monkeypatch.chdir(workspace)
+    evaluate.main()
+    metrics = json.loads((workspace / "reports/evaluate/metrics.json").read_text())
+    assert {name: values["tta"] for name, values in metrics.items()} == {
+        "scratch": True, "finetune": False, "ensemble": True}
+    table = pd.read_csv(workspace / "reports/evaluate/predictions.csv")
+    paths, _ = list_labelled_images(workspace / "data/validation")
+    pixels = np.stack([read_image(path, IMAGE_SIZE) for path in paths])
+    scratch = mirror_mean(load_model(workspace / "models/scratch.keras"), pixels)
+    finetune = load_model(workspace / "models/finetune.keras").predict(pixels, verbose=0)[:, 0]
+    scratch_plain = load_model(workspace / "models/scratch.keras").predict(pixels, verbose=0)[:, 0]
+    assert np.abs(scratch - scratch_plain).max() > 1e-3  # a mirrored and a plain answer can be told apart
+    assert np.abs(finetune - mirror_mean(load_model(workspace / "models/finetune.keras"), pixels)).max() > 1e-4
+    np.testing.assert_allclose(table["p_scratch"], np.clip(scratch, 0.005, 0.995), atol=2e-6)
+    np.testing.assert_allclose(table["p_finetune"], np.clip(finetune, 0.005, 0.995), atol=2e-6)
+
+
+@pytest.mark.parametrize("flag", [None, "--no-tta", "--tta"])
+def test_predict_command_mirrors_the_scratch_cnn_by_default_and_the_flags_override_it(workspace, monkeypatch,
+                                                                                    capsys, flag):
+    from catsdogs.cli import EXIT_OK, main
+    from catsdogs.models.files import load_model, save_model
+    from catsdogs.predict.predictor import read_image
+
+    save_model(asymmetric_image_model(), workspace / "models/scratch.keras")
+    monkeypatch.chdir(workspace)
+    arguments = ["predict", "data/raw/test/2.jpg", "--model", "scratch", "--format", "csv"]
+    assert main(arguments + ([flag] if flag else [])) == EXIT_OK
+    row = next(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    model = load_model(workspace / "models/scratch.keras")
+    image = read_image(workspace / "data/raw/test/2.jpg", IMAGE_SIZE)[np.newaxis]
+    plain, mirrored = float(model.predict(image, verbose=0)[0, 0]), float(mirror_mean(model, image)[0])
+    assert abs(plain - mirrored) > 1e-3  # the two answers can be told apart
+    expected = plain if flag == "--no-tta" else mirrored
+    assert float(row["p_dog"]) == pytest.approx(float(np.clip(expected, 0.005, 0.995)), abs=1e-4)
+
+
 def test_the_submission_uses_the_ensemble_when_it_is_best(workspace, monkeypatch):
     from catsdogs.models.files import load_model
     from catsdogs.predict.predictor import read_image
@@ -98,7 +179,7 @@ def test_the_submission_uses_the_ensemble_when_it_is_best(workspace, monkeypatch
     submission.main()
     rows = pd.read_csv(workspace / "reports/submission.csv").set_index("id")
     image = read_image(workspace / "data/raw/test/3.jpg", IMAGE_SIZE)[np.newaxis]
-    members = [load_model(workspace / f"models/{name}.keras").predict(image, verbose=0)[0, 0] for name in ("scratch", "finetune")]
+    members = [mirror_mean(load_model(workspace / f"models/{name}.keras"), image)[0] for name in ("scratch", "finetune")]
     assert rows.loc[3, "label"] == pytest.approx(float(np.clip(np.mean(members), 0.005, 0.995)), abs=2e-6)
 
 
@@ -150,6 +231,6 @@ def test_evaluate_reports_temperatures_and_the_submission_applies_them_when_aske
     submission.main()
     rows = pd.read_csv(workspace / "reports/submission.csv").set_index("id")
     image = read_image(workspace / "data/raw/test/1.jpg", IMAGE_SIZE)[np.newaxis]
-    raw = load_model(workspace / "models/scratch.keras").predict(image, verbose=0)[0, 0]
+    raw = mirror_mean(load_model(workspace / "models/scratch.keras"), image)[0]  # prediction.tta: auto
     assert rows.loc[1, "label"] == pytest.approx(float(np.clip(apply_temperature(raw, 2.5)[0], 0.005, 0.995)), abs=2e-6)
     assert rows.loc[1, "label"] != pytest.approx(float(raw), abs=1e-3)
