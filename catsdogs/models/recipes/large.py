@@ -22,9 +22,12 @@ Blocks = Annotated[list[Annotated[int, Field(gt=0, le=MAX_LAYERS)]], Field(min_l
 class Config(modern.Config):
     """The large residual recipe (train_scratch.recipe: large); run it with common.image_size: 160."""
 
-    # The modern recipe's settings (optimizer, schedule, augmentation), with its own epochs and network.
+    # The modern recipe's settings (optimizer, schedule, augmentation), with its own epochs, weight decay
+    # and network.
     epochs: Epochs = doc(50, "a fixed warm-up + cosine schedule; the epoch with the best val_loss is kept")
     filters: Filters = doc([32, 64, 128, 256], "filters per stage; a 2x2 max-pool before each stage")
+    weight_decay: Annotated[float, Field(ge=0, le=1)] = doc(
+        0.05, "AdamW's decoupled decay (Keras multiplies it by the learning rate); docs/results.md")
     stem: Annotated[int, Field(gt=0, le=4096)] = doc(32, "filters of the stride-2 first convolution")
     blocks: Blocks = doc([1, 1, 2, 2], "residual blocks per stage (one number per filters entry)")
 
