@@ -37,6 +37,13 @@ def tiny_image_model(seed: int = 0, size: int = IMAGE_SIZE):
     return keras.Model(inputs, outputs, name="tiny_image_model")
 
 
+def mirror_mean(model, images: np.ndarray) -> np.ndarray:
+    """What test-time augmentation must give: the mean of the model on the images and on their mirrors."""
+    plain = model.predict(images, verbose=0)[:, 0]
+    mirrored = model.predict(images[:, :, ::-1, :], verbose=0)[:, 0]
+    return (plain + mirrored) / 2
+
+
 def lambda_image_model(seed: int = 0, size: int = IMAGE_SIZE):
     """An image model with a ``Lambda`` layer (a Python lambda: arbitrary code): safe mode must refuse it."""
     import keras

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from catsdogs.stages.submission import HEADER, choose_model, format_submission, list_test_images, main
-from tests.tiny_models import make_workspace
+from tests.tiny_models import make_workspace, mirror_mean
 
 
 def write_metrics(root, losses: dict[str, float]) -> None:
@@ -66,8 +66,7 @@ def test_submission_uses_the_best_model_and_clips(tmp_path, monkeypatch, caplog)
     model = load_model(root / "models/finetune.keras")  # the best: lowest log loss
     image = read_image(root / "data/raw/test/4.jpg", 32)[np.newaxis]
     # prediction.tta: auto mirror-averages a model that is not built on VGG16, as this tiny one
-    mirrored = (model.predict(image, verbose=0)[0, 0] + model.predict(image[:, :, ::-1], verbose=0)[0, 0]) / 2
-    expected = float(np.clip(mirrored, 0.005, 0.995))
+    expected = float(np.clip(mirror_mean(model, image)[0], 0.005, 0.995))
     assert submission.set_index("id").loc[4, "label"] == pytest.approx(expected, abs=1e-6)
     assert submission["label"].between(0.005, 0.995).all()
 

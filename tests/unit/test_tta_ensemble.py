@@ -13,14 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.tiny_models import IMAGE_SIZE, make_workspace, tiny_image_model
-
-
-def mirror_mean(model, images: np.ndarray) -> np.ndarray:
-    """What test-time augmentation must give: the mean of the model on the images and on their mirrors."""
-    plain = model.predict(images, verbose=0)[:, 0]
-    mirrored = model.predict(images[:, :, ::-1, :], verbose=0)[:, 0]
-    return (plain + mirrored) / 2
+from tests.tiny_models import IMAGE_SIZE, make_workspace, mirror_mean, tiny_image_model
 
 
 def asymmetric_image_model(seed: int = 3):

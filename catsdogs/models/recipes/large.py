@@ -26,7 +26,7 @@ class Config(modern.Config):
     # and network.
     epochs: Epochs = doc(50, "a fixed warm-up + cosine schedule; the epoch with the best val_loss is kept")
     filters: Filters = doc([32, 64, 128, 256], "filters per stage; a 2x2 max-pool before each stage")
-    weight_decay: Annotated[float, Field(ge=0, le=1)] = doc(
+    weight_decay: modern.WeightDecay = doc(
         0.05, "AdamW's decoupled decay (Keras multiplies it by the learning rate); docs/results.md")
     stem: Annotated[int, Field(gt=0, le=4096)] = doc(32, "filters of the stride-2 first convolution")
     blocks: Blocks = doc([1, 1, 2, 2], "residual blocks per stage (one number per filters entry)")

@@ -12,6 +12,9 @@ from catsdogs.core.params import AugmentationParams, Epochs, Filters, Patience, 
 from catsdogs.models.recipes import Stopping
 from catsdogs.models.recipes.tutorial import KERNEL_SIZE, POOL_SIZE
 
+# AdamW's decoupled weight decay, as Keras applies it: multiplied by the learning rate at each step.
+WeightDecay = Annotated[float, Field(ge=0, le=1)]
+
 
 class Config(Section):
     """The modern from-scratch recipe (train_scratch.recipe: modern)."""
@@ -20,7 +23,7 @@ class Config(Section):
     filters: Filters = [32, 64, 128, 256]
     dropout: Probability = 0.3
     learning_rate: Annotated[float, Field(gt=0, le=10)] = doc(0.002, "AdamW's peak, after the warm-up")
-    weight_decay: Annotated[float, Field(ge=0, le=1)] = 0.0001
+    weight_decay: WeightDecay = 0.0001
     warmup_epochs: Patience = 2
     label_smoothing: Annotated[float, Field(ge=0, lt=0.5)] = 0.0
     augmentation: AugmentationParams = AugmentationParams(
