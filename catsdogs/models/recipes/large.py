@@ -73,16 +73,14 @@ def build_residual_cnn(input_shape: tuple[int, int, int], stem: int, filters, bl
     import keras
     from keras import layers
 
-    def conv_bn(x, count: int, kernel: int, name: str, relu: bool = True):
-        x = layers.Conv2D(count, kernel, padding="same", use_bias=False, name=f"{name}_conv")(x)
+    def conv_bn(x, count: int, kernel: int, name: str, relu: bool = True, strides: int = 1):
+        x = layers.Conv2D(count, kernel, strides=strides, padding="same", use_bias=False, name=f"{name}_conv")(x)
         x = layers.BatchNormalization(name=f"{name}_bn")(x)
         return layers.Activation("relu", name=f"{name}_relu")(x) if relu else x
 
     inputs = keras.Input(shape=tuple(input_shape), name="image")
     x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
-    x = layers.Conv2D(stem, KERNEL_SIZE, strides=2, padding="same", use_bias=False, name="stem_conv")(x)
-    x = layers.BatchNormalization(name="stem_bn")(x)
-    x = layers.Activation("relu", name="stem_relu")(x)
+    x = conv_bn(x, stem, KERNEL_SIZE, "stem", strides=2)
     for stage, (count, repeats) in enumerate(zip(filters, blocks), start=1):
         x = layers.MaxPooling2D(POOL_SIZE, name=f"pool{stage}")(x)
         for block in range(1, repeats + 1):
@@ -91,7 +89,4 @@ def build_residual_cnn(input_shape: tuple[int, int, int], stem: int, filters, bl
             y = conv_bn(x, count, KERNEL_SIZE, f"{name}_a")
             y = conv_bn(y, count, KERNEL_SIZE, f"{name}_b", relu=False)
             x = layers.Activation("relu", name=f"{name}_out")(layers.Add(name=f"{name}_add")([y, shortcut]))
-    x = layers.GlobalAveragePooling2D(name="global_pool")(x)
-    x = layers.Dropout(dropout, name="dropout")(x)
-    outputs = layers.Dense(1, activation="sigmoid", dtype="float32", name="p_dog")(x)
-    return keras.Model(inputs, outputs, name="residual_cnn")
+    return keras.Model(inputs, modern.p_dog_head(x, dropout), name="residual_cnn")

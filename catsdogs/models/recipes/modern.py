@@ -92,10 +92,16 @@ def build_modern_cnn(input_shape: tuple[int, int, int], filters: list[int] | tup
         x = layers.BatchNormalization(name=f"bn{index}")(x)
         x = layers.Activation("relu", name=f"relu{index}")(x)
         x = layers.MaxPooling2D(POOL_SIZE, name=f"pool{index}")(x)
+    return keras.Model(inputs, p_dog_head(x, dropout), name="modern_cnn")
+
+
+def p_dog_head(x, dropout: float):
+    """The modern and large networks' head: global average pooling, dropout, a float32 sigmoid P(dog)."""
+    from keras import layers
+
     x = layers.GlobalAveragePooling2D(name="global_pool")(x)
     x = layers.Dropout(dropout, name="dropout")(x)
-    outputs = layers.Dense(1, activation="sigmoid", dtype="float32", name="p_dog")(x)
-    return keras.Model(inputs, outputs, name="modern_cnn")
+    return layers.Dense(1, activation="sigmoid", dtype="float32", name="p_dog")(x)
 
 
 def feature_map_side_pooled(image_size: int, blocks: int) -> int:
